@@ -1,0 +1,55 @@
+"""er-core: the wire protocol and plumbing every er tool shares (no torch)."""
+
+from er_core.cli import info, run, warn
+from er_core.config import Config, load_config, merge_sources, parse_override, to_dict, validate
+from er_core.errors import ErError, UsageError
+from er_core.files import atomic_dir, atomic_path, sha256_bytes, sha256_file, write_bytes_atomic
+from er_core.ids import canonical_json, content_id, output_dir
+from er_core.messages import (
+    KINDS,
+    SCHEMA_VERSION,
+    DatasetManifest,
+    FileRef,
+    MediaIssue,
+    Message,
+    TaskInfo,
+)
+from er_core.stream import Envelope, find, read_stream, write_stream
+from er_core.tensors import read_tensors, write_tensors
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "KINDS",
+    "SCHEMA_VERSION",
+    "Config",
+    "DatasetManifest",
+    "Envelope",
+    "ErError",
+    "FileRef",
+    "MediaIssue",
+    "Message",
+    "TaskInfo",
+    "UsageError",
+    "atomic_dir",
+    "atomic_path",
+    "canonical_json",
+    "content_id",
+    "find",
+    "info",
+    "load_config",
+    "merge_sources",
+    "output_dir",
+    "parse_override",
+    "read_stream",
+    "read_tensors",
+    "run",
+    "sha256_bytes",
+    "sha256_file",
+    "to_dict",
+    "validate",
+    "warn",
+    "write_bytes_atomic",
+    "write_stream",
+    "write_tensors",
+]

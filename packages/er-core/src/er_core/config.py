@@ -1,0 +1,179 @@
+"""Human-written TOML configs: merged left to right, then `--set a.b=value`, strictly validated.
+
+Errors name the file (or the `--set`) that brought the offending key, and the key's path.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from er_core.errors import ErError, UsageError
+
+T = TypeVar("T")
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of human-written config sections: unknown keys are errors, not silently ignored."""
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ErError("config file not found", at=str(p), hint="check the --config path")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ErError(f"config is not UTF-8 ({e.reason})", at=str(p)) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ErError(
+            f"malformed TOML: {e}", at=str(p), hint="see https://toml.io for the syntax"
+        ) from None
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`a.b=value` -> (["a", "b"], value). The value is read as TOML (3, true, "x", [1, 2]);
+    anything that is not valid TOML is taken as a plain string (so `fusion.kind=attention` works)."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key or not re.fullmatch(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*", key):
+        raise UsageError(
+            f"bad --set '{item}'", hint="write --set section.key=value, e.g. --set task=sentiment"
+        )
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def _merge(
+    dst: dict[str, Any], src: Mapping[str, Any], origin: str, seen: dict[str, str], prefix: str = ""
+) -> None:
+    for k, v in src.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, Mapping) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v, origin, seen, path + ".")
+        else:
+            dst[k] = _copy(v)
+            seen[path] = origin
+            for sub in _leaf_paths(v, path + "."):
+                seen[sub] = origin
+
+
+def _copy(v: Any) -> Any:
+    return {k: _copy(x) for k, x in v.items()} if isinstance(v, Mapping) else v
+
+
+def _leaf_paths(v: Any, prefix: str) -> list[str]:
+    if not isinstance(v, Mapping):
+        return []
+    out = []
+    for k, x in v.items():
+        out.append(prefix + k)
+        out.extend(_leaf_paths(x, f"{prefix}{k}."))
+    return out
+
+
+def merge_sources(
+    files: Sequence[str | Path] = (),
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Merge `base`, then each file, then each override. Returns (data, key path -> origin)."""
+    data: dict[str, Any] = {}
+    seen: dict[str, str] = {}
+    if base:
+        _merge(data, base, "<defaults>", seen)
+    for f in files:
+        _merge(data, load_toml(f), str(f), seen)
+    for item in overrides:
+        keys, value = parse_override(item)
+        nested: dict[str, Any] = {keys[-1]: value}
+        for k in reversed(keys[:-1]):
+            nested = {k: nested}
+        _merge(data, nested, f"--set {item}", seen)
+    return data, seen
+
+
+_UNKNOWN = re.compile(r"unknown field `([^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]*)`")
+_AT = re.compile(r" - at `\$((?:\.[^`.\[]+|\[\d+\])*)`$")
+
+
+def _known_fields(cls: Any, parts: Sequence[str]) -> list[str]:
+    """Field names of the Struct reached from `cls` by following `parts`."""
+    for part in parts:
+        if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
+            return []
+        by_name = {f.encode_name: f.type for f in msgspec.structs.fields(cls)}
+        cls = by_name.get(part)
+        while hasattr(cls, "__args__"):  # Optional[X] / X | None
+            cls = next((a for a in cls.__args__ if a is not type(None)), None)
+    if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
+        return [f.encode_name for f in msgspec.structs.fields(cls)]
+    return []
+
+
+def validate(data: Mapping[str, Any], cls: type[T], origins: Mapping[str, str] | None = None) -> T:
+    """Convert merged config data to `cls`; an error names the key and the file it came from."""
+    try:
+        return msgspec.convert(data, cls, strict=True)
+    except msgspec.ValidationError as e:
+        msg = str(e)
+        m = _AT.search(msg)
+        parts = [p for p in (m.group(1).split(".") if m else []) if p]
+        what = msg[: m.start()] if m else msg
+        unknown = _UNKNOWN.search(msg)
+        missing = _MISSING.search(msg)
+        if missing:
+            key_parts = [*parts, missing.group(1)]
+            what = f"missing required key '{'.'.join(key_parts)}'"
+            hint = "add the key to the config file or pass --set"
+        elif unknown:
+            key_parts = [*parts, unknown.group(1)]
+            known = _known_fields(cls, parts)
+            hint = f"known keys here: {', '.join(known)}" if known else "remove the key"
+            what = f"unknown key '{'.'.join(key_parts)}'"
+        else:
+            key_parts = parts
+            hint = "fix the value's type or spelling"
+            what = f"bad value for '{'.'.join(key_parts) or '<root>'}': {what}"
+        key = ".".join(key_parts)
+        origins = origins or {}
+        files = sorted({o for o in origins.values() if not o.startswith(("--set", "<"))})
+        # a missing key has no origin of its own: name its section's file, or the only file
+        origin = _origin(".".join(parts) if missing else key, origins) or (
+            files[0] if len(files) == 1 else None
+        )
+        path = f"$.{key}" if key else "$"
+        raise ErError(what, at=f"{origin}:{path}" if origin else path, hint=hint) from None
+
+
+def _origin(key: str, origins: Mapping[str, str]) -> str | None:
+    while key:
+        if key in origins:
+            return origins[key]
+        key = key.rpartition(".")[0]
+    return None
+
+
+def load_config(
+    cls: type[T],
+    files: Sequence[str | Path] = (),
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> T:
+    """Merge and validate in one step: the usual way a tool reads its config."""
+    data, origins = merge_sources(files, overrides, base)
+    return validate(data, cls, origins)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The resolved config as plain data, for a message and for the content id."""
+    return msgspec.to_builtins(cfg)

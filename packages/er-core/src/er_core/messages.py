@@ -1,0 +1,79 @@
+"""The wire protocol: every message a tool reads or writes, as frozen msgspec Structs.
+
+Messages form a tagged union on `kind`. Rules (schema evolution):
+- a new field always has a default, and a field's type never changes;
+- wire messages accept unknown fields, so an older tool reads a newer message;
+- messages reference files by path and sha256, they never inline tensors.
+A kind this version does not know is passed through unchanged by `er_core.stream`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+
+class FileRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A file another tool will read: absolute path, content hash and size."""
+
+    path: str
+    sha256: str
+    bytes: int = 0
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Base of every wire message. `id` is the content id of what made it (see er_core.ids)."""
+
+    schema: int = SCHEMA_VERSION
+    id: str = ""
+    tool: str = ""  # "er-data 0.1.0"
+
+
+class TaskInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One prediction target of a dataset and where the table holds it.
+
+    Classification: `column` holds the class index (int) and `column + "_name"` the class name.
+    Regression: `column` holds the float target and `classes` is empty.
+    """
+
+    type: Literal["classification", "regression"]
+    column: str
+    classes: list[str] = []
+
+
+class MediaIssue(msgspec.Struct, frozen=True, kw_only=True):
+    """A media file a row points to that is missing or does not decode."""
+
+    utterance: str
+    path: str
+    problem: str
+
+
+class DatasetManifest(Message, frozen=True, kw_only=True, tag="dataset"):
+    """An utterance table (Parquet) and what it holds; written by `er-data prepare`."""
+
+    dataset: str
+    task: str
+    task_type: Literal["classification", "regression"] = "classification"
+    classes: list[str] = []
+    label_column: str = ""
+    tasks: dict[str, TaskInfo] = {}
+    splits: dict[str, int] = {}
+    class_counts: dict[str, dict[str, int]] = {}
+    table: FileRef
+    source_root: str = ""
+    modalities: list[str] = []  # of "text", "audio", "video"
+    adapter: str = ""
+    adapter_version: str = ""
+    config: dict[str, Any] = {}
+    inputs: dict[str, str] = {}  # source file (relative to source_root) -> sha256
+    media_issues: list[MediaIssue] = []
+
+
+# Every kind this version knows; later tools add theirs here.
+AnyMessage = DatasetManifest
+
+KINDS: dict[str, type[Message]] = {"dataset": DatasetManifest}

@@ -1,0 +1,145 @@
+"""NDJSON message streams: read from stdin or files, pass everything through, append.
+
+stdout carries messages and nothing else; each line is one JSON message. A `.safetensors` file
+is a valid input too: its message sits in the file's metadata under `er.message`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TypeVar
+
+import msgspec
+
+from er_core.errors import ErError, UsageError
+from er_core.messages import KINDS, Message
+
+M = TypeVar("M", bound=Message)
+
+METADATA_KEY = "er.message"
+_encoder = msgspec.json.Encoder()
+_decoders = {kind: msgspec.json.Decoder(cls) for kind, cls in KINDS.items()}
+
+
+class _Kind(msgspec.Struct):
+    kind: str = ""
+
+
+_kind_decoder = msgspec.json.Decoder(_Kind)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message as it arrived: the raw line (passed on byte for byte) and, if known, decoded."""
+
+    raw: bytes
+    kind: str
+    message: Message | None
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_line(raw: bytes, at: str) -> Envelope:
+    try:
+        kind = _kind_decoder.decode(raw).kind
+    except msgspec.DecodeError as e:
+        raise ErError(
+            f"not a JSON message ({e})",
+            at=at,
+            hint="inputs are the NDJSON output of an er tool, or its .safetensors/.json files",
+        ) from None
+    if not kind:
+        raise ErError("message has no 'kind'", at=at, hint="was this written by an er tool?")
+    decoder = _decoders.get(kind)
+    if decoder is None:  # a newer tool's message: pass it through untouched
+        return Envelope(raw, kind, None)
+    try:
+        return Envelope(raw, kind, decoder.decode(raw))
+    except msgspec.ValidationError as e:
+        raise ErError(
+            f"invalid {kind} message: {e}", at=at, hint="the file may be damaged"
+        ) from None
+
+
+def _lines(data: bytes, name: str) -> Iterable[Envelope]:
+    for i, line in enumerate(data.splitlines(), start=1):
+        if line.strip():
+            yield decode_line(line.strip(), f"{name}:{i}")
+
+
+def read_safetensors_message(path: str | Path) -> Envelope:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+    except Exception as e:  # safetensors raises its own error types
+        raise ErError(f"cannot read SafeTensors header ({e})", at=str(path)) from None
+    raw = meta.get(METADATA_KEY)
+    if raw is None:
+        raise ErError(
+            f"no '{METADATA_KEY}' in metadata",
+            at=str(path),
+            hint="only er's own files carry a message",
+        )
+    return decode_line(raw.encode(), f"{path}:{METADATA_KEY}")
+
+
+def read_stream(sources: Sequence[str], stdin: IO[bytes] | None = None) -> list[Envelope]:
+    """Read every message from `sources` ('-' is stdin); no sources means stdin.
+
+    A TTY on stdin with no sources is a usage error: there is nothing to read.
+    """
+    stdin = stdin if stdin is not None else sys.stdin.buffer
+    if not sources:
+        if stdin.isatty():
+            raise UsageError(
+                "no input: nothing piped in and no files named",
+                hint="pipe a stream in (er-data prepare ... | er-data stats) or name files",
+            )
+        sources = ["-"]
+    out: list[Envelope] = []
+    for src in sources:
+        if src == "-":
+            out.extend(_lines(stdin.read(), "<stdin>"))
+            continue
+        path = Path(src)
+        if not path.is_file():
+            raise ErError("input file not found", at=src, hint="check the path")
+        if path.suffix == ".safetensors":
+            out.append(read_safetensors_message(path))
+        else:
+            out.extend(_lines(path.read_bytes(), src))
+    return out
+
+
+def find(envelopes: Sequence[Envelope], cls: type[M], *, required: bool = True) -> M | None:
+    """The last message of type `cls` in the stream (the most recent upstream step)."""
+    for env in reversed(envelopes):
+        if isinstance(env.message, cls):
+            return env.message
+    if required:
+        kind = cls.__struct_config__.tag
+        raise ErError(
+            f"no '{kind}' message in the input",
+            at="<input>",
+            hint="pipe in the output of the step that makes it, e.g. er-data prepare",
+        )
+    return None
+
+
+def write_stream(
+    envelopes: Iterable[Envelope], new: Iterable[Message] = (), out: IO[bytes] | None = None
+) -> None:
+    """Write the upstream messages unchanged, then the new ones, one per line."""
+    out = out if out is not None else sys.stdout.buffer
+    for env in envelopes:
+        out.write(env.raw + b"\n")
+    for msg in new:
+        out.write(encode(msg) + b"\n")
+    out.flush()

@@ -1,0 +1,3 @@
+from er_data.cli import main
+
+main()

@@ -1,0 +1,202 @@
+"""The canonical utterance table every adapter produces, and the checks every table passes.
+
+One row per utterance. Columns, in this order:
+
+    id           str   unique utterance id (e.g. "train/dia3_utt0")
+    dialogue     str   dialogue id, unique across splits (e.g. "train/dia3")
+    turn         i32   position of the utterance in its dialogue, from 0
+    speaker      str   speaker name ("" if unknown)
+    text         str   transcript, never empty
+    split        str   "train" | "dev" | "test"
+    <task>       i32   class index, per classification task (e.g. "emotion")
+    <task>_name  str   class name
+    <task>       f64   target, per regression task (e.g. "regression" on CH-SIMS)
+    audio        str?  media path relative to the source root (null if none)
+    audio_start  f64?  seconds into the audio file where the utterance starts (null: whole file)
+    audio_end    f64?
+    video        str?  relative path of the video
+    video_start  f64?
+    video_end    f64?
+    source       str   where the row came from, "file:row N" (for error messages downstream)
+
+Media paths are relative to the manifest's `source_root` so a table stays valid when the data
+folder moves; `resolve_media` joins them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+
+import polars as pl
+from er_core import ErError, TaskInfo
+
+SPLITS = ("train", "dev", "test")
+BASE_COLUMNS = ("id", "dialogue", "turn", "speaker", "text", "split")
+MEDIA_COLUMNS = ("audio", "audio_start", "audio_end", "video", "video_start", "video_end")
+
+_DTYPES: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "dialogue": pl.String(),
+    "turn": pl.Int32(),
+    "speaker": pl.String(),
+    "text": pl.String(),
+    "split": pl.String(),
+    "audio": pl.String(),
+    "audio_start": pl.Float64(),
+    "audio_end": pl.Float64(),
+    "video": pl.String(),
+    "video_start": pl.Float64(),
+    "video_end": pl.Float64(),
+    "source": pl.String(),
+}
+
+
+def columns_for(tasks: Mapping[str, TaskInfo]) -> list[str]:
+    cols = list(BASE_COLUMNS)
+    for info in tasks.values():
+        cols += (
+            [info.column, f"{info.column}_name"] if info.type == "classification" else [info.column]
+        )
+    return [*cols, *MEDIA_COLUMNS, "source"]
+
+
+def _first(frame: pl.DataFrame, mask: pl.Expr) -> dict | None:
+    hit = frame.filter(mask).head(1)
+    return hit.row(0, named=True) if hit.height else None
+
+
+def encode_labels(
+    frame: pl.DataFrame,
+    raw: str,
+    task: str,
+    classes: Sequence[str],
+    aliases: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """Add `task` (class index) and `task_name` from the string column `raw`.
+
+    Values are matched after stripping and lower-casing; `aliases` maps other spellings (or
+    labels to merge) onto a class. A value mapped to "" is dropped (that row has no label for
+    this task: the column is null). Any other unknown value is an error naming its row.
+    """
+    aliases = {k.strip().lower(): v for k, v in (aliases or {}).items()}
+    norm = pl.col(raw).cast(pl.String).str.strip_chars().str.to_lowercase()
+    name = norm.replace(aliases) if aliases else norm
+    frame = frame.with_columns(name.alias(f"{task}_name"))
+    frame = frame.with_columns(
+        pl.when(pl.col(f"{task}_name") == "")
+        .then(None)
+        .otherwise(pl.col(f"{task}_name"))
+        .alias(f"{task}_name")
+    )
+    lookup = {c: i for i, c in enumerate(classes)}
+    bad = _first(
+        frame, pl.col(f"{task}_name").is_not_null() & ~pl.col(f"{task}_name").is_in(list(classes))
+    )
+    if bad is not None:
+        raise ErError(
+            f"unknown {task} label '{bad[raw]}'",
+            at=bad["source"],
+            hint=f"known labels: {', '.join(classes)}"
+            + ("" if not aliases else f"; aliases: {', '.join(aliases)}"),
+        )
+    return frame.with_columns(
+        pl.col(f"{task}_name")
+        .replace_strict(lookup, default=None, return_dtype=pl.Int32)
+        .alias(task)
+    )
+
+
+def finish(frame: pl.DataFrame, tasks: Mapping[str, TaskInfo]) -> pl.DataFrame:
+    """Add absent media columns as nulls, cast to the canonical types, order the columns."""
+    for col in MEDIA_COLUMNS:
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=_DTYPES[col]).alias(col))
+    if "speaker" not in frame.columns:
+        frame = frame.with_columns(pl.lit("").alias("speaker"))
+    casts = {c: t for c, t in _DTYPES.items() if c in frame.columns}
+    for info in tasks.values():
+        if info.type == "classification":
+            casts[info.column] = pl.Int32()
+            casts[f"{info.column}_name"] = pl.String()
+        else:
+            casts[info.column] = pl.Float64()
+    frame = frame.with_columns([pl.col(c).cast(t) for c, t in casts.items()])
+    return frame.select(columns_for(tasks))
+
+
+def check(frame: pl.DataFrame, tasks: Mapping[str, TaskInfo]) -> None:
+    """The rules every table obeys; a broken one is an error naming the row it came from."""
+    missing = [c for c in columns_for(tasks) if c not in frame.columns]
+    if missing:
+        raise ErError(f"table lacks columns {missing}", hint="this is a bug in the adapter")
+    dup = frame.filter(pl.col("id").is_duplicated())
+    if dup.height:
+        first = dup.sort("source").head(2).rows(named=True)
+        raise ErError(
+            f"duplicate utterance id '{first[0]['id']}' (also at {first[-1]['source']})",
+            at=first[0]["source"],
+            hint="utterance ids must be unique; check the id columns in the data or the mapping",
+        )
+    bad = _first(frame, pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
+    if bad is not None:
+        raise ErError(
+            f"empty text for utterance '{bad['id']}'",
+            at=bad["source"],
+            hint="every utterance needs its transcript",
+        )
+    bad = _first(frame, ~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null())
+    if bad is not None:
+        raise ErError(
+            f"unknown split '{bad['split']}'",
+            at=bad["source"],
+            hint=f"splits are {', '.join(SPLITS)}",
+        )
+    for col in ("dialogue", "turn"):
+        bad = _first(frame, pl.col(col).is_null())
+        if bad is not None:
+            raise ErError(
+                f"missing {col} for utterance '{bad['id']}'",
+                at=bad["source"],
+                hint=f"every row needs a {col}",
+            )
+    for col in ("audio", "video"):
+        for row in frame.filter(pl.col(col).is_not_null()).select(col, "source").iter_rows():
+            if not is_inside(row[0]):
+                raise ErError(
+                    f"media path '{row[0]}' escapes the dataset root",
+                    at=row[1],
+                    hint="media paths must be relative and stay inside --root",
+                )
+
+
+def is_inside(rel: str) -> bool:
+    """True if a media path is relative and never climbs out of its root."""
+    p = PurePosixPath(rel.replace("\\", "/"))
+    if p.is_absolute() or (p.parts and ":" in p.parts[0]):
+        return False
+    depth = 0
+    for part in p.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return False
+    return True
+
+
+def resolve_media(root: str | Path, rel: str | None) -> Path | None:
+    return None if rel is None else Path(root) / rel
+
+
+def class_counts(
+    frame: pl.DataFrame, info: TaskInfo
+) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+    """Rows per split, and per split per class (classification) in class order."""
+    splits = {s: frame.filter(pl.col("split") == s).height for s in SPLITS}
+    per_class: dict[str, dict[str, int]] = {}
+    if info.type == "classification":
+        name = f"{info.column}_name"
+        for s in SPLITS:
+            sub = frame.filter(pl.col("split") == s)
+            counts = dict(sub.group_by(name).len().iter_rows())
+            per_class[s] = {c: int(counts.get(c, 0)) for c in info.classes}
+    return splits, per_class
