@@ -46,7 +46,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
     except Exception as e:
         if debug():
             raise
-        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        print(f"error: {type(e).__name__}" + (f": {first}" if first else ""), file=sys.stderr)
         print(
             "hint: this is a bug in er; rerun with ER_DEBUG=1 for the traceback and report it",
             file=sys.stderr,

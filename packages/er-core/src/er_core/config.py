@@ -29,7 +29,9 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as e:
-        raise ErError(f"config is not UTF-8 ({e.reason})", at=str(p)) from None
+        raise ErError(
+            f"config is not UTF-8 ({e.reason})", at=str(p), hint="re-save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ErError(
             f"malformed TOML: {e}", at=str(p), hint="see https://toml.io for the syntax"
@@ -103,7 +105,23 @@ def merge_sources(
 
 _UNKNOWN = re.compile(r"unknown field `([^`]*)`")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
-_AT = re.compile(r" - at `\$((?:\.[^`.\[]+|\[\d+\])*)`$")
+# msgspec's path: `.key` for a field, `[3]` for a list item, `[...]` for a dict value
+_AT = re.compile(r" - at `\$((?:\.[^`.\[]+|\[\d+\]|\[\.\.\.\])*)`$")
+_INDEX = re.compile(r"\[(?:\d+|\.\.\.)\]")
+_PART = re.compile(r"\.([^`.\[]+)|(\[(?:\d+|\.\.\.)\])")
+
+
+def _path_parts(path: str) -> list[str]:
+    """`.tags[0].name` -> ["tags[0]", "name"]: an index stays with the key it indexes."""
+    parts: list[str] = []
+    for name, index in _PART.findall(path):
+        if name:
+            parts.append(name)
+        elif parts:
+            parts[-1] += index
+        else:
+            parts.append(index)
+    return parts
 
 
 def _known_fields(cls: Any, parts: Sequence[str]) -> list[str]:
@@ -112,9 +130,9 @@ def _known_fields(cls: Any, parts: Sequence[str]) -> list[str]:
         if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
             return []
         by_name = {f.encode_name: f.type for f in msgspec.structs.fields(cls)}
-        cls = by_name.get(part)
-        while hasattr(cls, "__args__"):  # Optional[X] / X | None
-            cls = next((a for a in cls.__args__ if a is not type(None)), None)
+        cls = by_name.get(_INDEX.sub("", part))
+        while hasattr(cls, "__args__"):  # X | None, list[X], dict[str, X] -> X
+            cls = ([a for a in cls.__args__ if a is not type(None)] or [None])[-1]
     if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
         return [f.encode_name for f in msgspec.structs.fields(cls)]
     return []
@@ -127,7 +145,7 @@ def validate(data: Mapping[str, Any], cls: type[T], origins: Mapping[str, str] |
     except msgspec.ValidationError as e:
         msg = str(e)
         m = _AT.search(msg)
-        parts = [p for p in (m.group(1).split(".") if m else []) if p]
+        parts = _path_parts(m.group(1)) if m else []
         what = msg[: m.start()] if m else msg
         unknown = _UNKNOWN.search(msg)
         missing = _MISSING.search(msg)
@@ -148,14 +166,16 @@ def validate(data: Mapping[str, Any], cls: type[T], origins: Mapping[str, str] |
         origins = origins or {}
         files = sorted({o for o in origins.values() if not o.startswith(("--set", "<"))})
         # a missing key has no origin of its own: name its section's file, or the only file
-        origin = _origin(".".join(parts) if missing else key, origins) or (
+        origin = origin_of(".".join(parts) if missing else key, origins) or (
             files[0] if len(files) == 1 else None
         )
         path = f"$.{key}" if key else "$"
         raise ErError(what, at=f"{origin}:{path}" if origin else path, hint=hint) from None
 
 
-def _origin(key: str, origins: Mapping[str, str]) -> str | None:
+def origin_of(key: str, origins: Mapping[str, str]) -> str | None:
+    """The file (or `--set`) that brought `key`, or the section holding it."""
+    key = _INDEX.sub("", key)  # `tags[0]` came from wherever `tags` did
     while key:
         if key in origins:
             return origins[key]
@@ -175,5 +195,9 @@ def load_config(
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """The resolved config as plain data, for a message and for the content id."""
-    return msgspec.to_builtins(cfg)
+    """The resolved config as plain JSON data, for a message and for the content id.
+
+    Exactly what a reader of the message gets back (a tuple becomes a list), so a manifest built
+    in memory equals the same manifest read from disk.
+    """
+    return msgspec.json.decode(msgspec.json.encode(cfg))

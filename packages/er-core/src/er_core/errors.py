@@ -18,8 +18,9 @@ class ErError(Exception):
         self.hint = hint
 
     def lines(self) -> list[str]:
-        head = f"error: {self.what}" + (f", at {self.at}" if self.at else "")
-        return [head] + ([f"hint: {self.hint}"] if self.hint else [])
+        """`error: <what>, at <where>` and `hint: <fix>`, each one line whatever the text holds."""
+        head = f"error: {one_line(self.what)}" + (f", at {one_line(self.at)}" if self.at else "")
+        return [head] + ([f"hint: {one_line(self.hint)}"] if self.hint else [])
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
@@ -29,3 +30,8 @@ class UsageError(ErError):
     """The command line itself is wrong (exit 2)."""
 
     exit_code = 2
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks folded into spaces (the protocol's messages are one line)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())

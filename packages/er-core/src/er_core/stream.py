@@ -79,7 +79,11 @@ def read_safetensors_message(path: str | Path) -> Envelope:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises its own error types
-        raise ErError(f"cannot read SafeTensors header ({e})", at=str(path)) from None
+        raise ErError(
+            f"cannot read SafeTensors header ({e})",
+            at=str(path),
+            hint="the file is damaged or not SafeTensors; re-run the step that wrote it",
+        ) from None
     raw = meta.get(METADATA_KEY)
     if raw is None:
         raise ErError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -63,6 +64,88 @@ def prepare(
         out=out,
     )
     write_stream([], [manifest])
+
+
+@app.command()
+def stats(
+    inputs: Inputs = None,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format", help="table (stderr, stream passes on stdout), json or csv (stdout)."
+        ),
+    ] = "table",
+) -> None:
+    """Class distribution per split of the dataset in the stream.
+
+    Example: er-data prepare meld --root datasets/MELD | er-data stats
+    """
+    from er_core import DatasetManifest, UsageError, find, read_stream, write_stream
+
+    from er_data.stats import render, stats_frame
+
+    if format_ not in ("table", "json", "csv"):
+        raise UsageError(f"unknown --format '{format_}'", hint="use table, json or csv")
+    envelopes = read_stream(inputs or [])
+    frame = stats_frame(find(envelopes, DatasetManifest))
+    if format_ == "table":
+        print(render(frame, "table"), file=sys.stderr)
+        write_stream(envelopes)
+    else:
+        sys.stdout.write(render(frame, format_))
+
+
+@app.command()
+def validate(
+    inputs: Inputs = None,
+    allow_missing: Annotated[
+        bool, typer.Option("--allow-missing", help="Report bad media but exit 0.")
+    ] = False,
+) -> None:
+    """Check that every media file of the dataset in the stream exists and decodes.
+
+    Lists the bad ones on stderr and exits 1 unless --allow-missing; on success the stream
+    passes through. Example: er-data prepare meld --root datasets/MELD | er-data validate
+    """
+    from er_core import DatasetManifest, ErError, find, read_stream, warn, write_stream
+
+    from er_data.validate import validate as run_validate
+
+    envelopes = read_stream(inputs or [])
+    issues = run_validate(find(envelopes, DatasetManifest))
+    for issue in issues:
+        warn(f"{issue.problem}: {issue.path} (utterance {issue.utterance})")
+    if issues and not allow_missing:
+        raise ErError(
+            f"{len(issues)} media file(s) missing or undecodable",
+            at=issues[0].path,
+            hint="restore the files, or pass --allow-missing to go on without them",
+        )
+    write_stream(envelopes)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the synthetic dataset into.")],
+    layout: Annotated[
+        str, typer.Option("--layout", help="Folder layout to imitate (meld).")
+    ] = "meld",
+    utterances: Annotated[
+        int, typer.Option("--utterances", "-n", help="Number of utterances, all splits.")
+    ] = 300,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")
+    ] = 0,
+    set_: Sets = None,
+) -> None:
+    """Write a SYNTHETIC dataset (not real data) with text, audio and video in the MELD layout.
+
+    Each modality carries part of the label signal, with noise, so fusing them beats any one.
+    For tests and demos only. Example: er-data synth --out demo/data && er-data prepare meld --root demo/data
+    """
+    from er_data.synth import synth as run_synth
+
+    run_synth(out, layout=layout, utterances=utterances, seed=seed, overrides=set_ or [])
 
 
 @app.command("adapters")

@@ -19,16 +19,16 @@ def decode(path: Path, encodings: Sequence[str] = ("utf-8",)) -> str:
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    first: UnicodeDecodeError | None = None
+    last: UnicodeDecodeError | None = None
     for enc in encodings:
         try:
             return data.decode(enc)
         except UnicodeDecodeError as e:
-            first = first or e
-    assert first is not None
-    line = data[: first.start].count(b"\n") + 1
+            last = e  # the last encoding is the most permissive: its failure is the real one
+    assert last is not None
+    line = data[: last.start].count(b"\n") + 1
     raise ErError(
-        f"undecodable bytes {data[first.start : first.start + 4]!r} (tried {', '.join(encodings)})",
+        f"undecodable bytes {data[last.start : last.start + 4]!r} (tried {', '.join(encodings)})",
         at=f"{path}:line {line}",
         hint="re-save the file as UTF-8, or name its encoding in the config",
     )
@@ -55,7 +55,9 @@ def read_delimited(
         )
     except pl.exceptions.PolarsError as e:
         raise ErError(
-            f"cannot parse as delimited text ({str(e).splitlines()[0]})", at=str(path)
+            f"cannot parse as delimited text ({str(e).splitlines()[0]})",
+            at=str(path),
+            hint="check the separator (CSV ',' or TSV tab) and that quotes are balanced",
         ) from None
     frame = frame.rename({c: c.strip() for c in frame.columns})
     check_columns(frame, required, str(path))

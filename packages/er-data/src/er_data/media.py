@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+from typing import NamedTuple
 
 
 def have_decoder() -> bool:
@@ -30,3 +32,82 @@ def probe(path: Path, kind: str) -> str | None:
     except (av.FFmpegError, OSError, ValueError) as e:
         return f"does not open ({type(e).__name__})"
     return None
+
+
+class Decoded(NamedTuple):
+    """What a full decode found: a problem (None if the file is sound) and the seconds decoded."""
+
+    problem: str | None
+    seconds: float
+
+
+# Below this share of the declared duration a decode counts as cut short. Containers round their
+# durations and encoders pad the last frame, so a sound file can fall a little under 100%.
+MIN_DECODED = 0.9
+
+
+def decode(path: Path, kind: str) -> Decoded:
+    """Decode the whole first `kind` ("audio"/"video") stream of `path`, as a reader would.
+
+    Catches what `probe` cannot: a file whose header opens but whose data is cut short or
+    corrupt. The decoded length is compared with the length the container declares; for a WAV,
+    FFmpeg derives the duration from the file size, so the RIFF header's own data size is
+    checked too (a truncated WAV otherwise decodes "fully", just shorter).
+    """
+    problem = probe(path, kind)
+    if problem:
+        return Decoded(problem, 0.0)
+    if path.suffix.lower() == ".wav":
+        problem = _wav_truncation(path)
+        if problem:
+            return Decoded(problem, 0.0)
+    import av
+
+    count = samples = 0
+    try:
+        with av.open(str(path)) as c:
+            stream = (c.streams.audio if kind == "audio" else c.streams.video)[0]
+            stream.thread_type = "AUTO"  # frame threads: long videos decode several times faster
+            if stream.duration and stream.time_base:
+                declared = float(stream.duration * stream.time_base)
+            else:
+                declared = c.duration / av.time_base if c.duration else 0.0
+            rate = float(stream.average_rate or 0) if kind == "video" else 0.0
+            for frame in c.decode(stream):
+                count += 1
+                samples += getattr(frame, "samples", 0)
+            sample_rate = stream.codec_context.sample_rate if kind == "audio" else 0
+    except (av.FFmpegError, OSError, ValueError, EOFError) as e:
+        return Decoded(f"decode error after {count} frames ({type(e).__name__})", 0.0)
+    if count == 0:
+        return Decoded(f"no {kind} frames decode", 0.0)
+    if kind == "audio":
+        seconds = samples / sample_rate if sample_rate else 0.0
+    else:
+        seconds = count / rate if rate else declared  # no frame rate: trust the container
+    if declared > 0 and seconds < MIN_DECODED * declared:
+        return Decoded(f"truncated: {seconds:.2f} s of {declared:.2f} s decode", seconds)
+    return Decoded(None, seconds)
+
+
+def _wav_truncation(path: Path) -> str | None:
+    """A problem if the RIFF header declares more sample bytes than the file holds."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None  # RF64, W64 or not RIFF at all: leave it to the decoder
+        pos = 12
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return "truncated WAV: no data chunk"
+            cid, n = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            pos += 8
+            if cid == b"data":
+                # 0 and 0xFFFFFFFF mean "unknown" (a streamed write): nothing to compare
+                if n in (0, 0xFFFFFFFF) or size - pos >= n:
+                    return None
+                return f"truncated WAV: {size - pos} of {n} data bytes"
+            pos += n + (n & 1)  # chunks are padded to even sizes
+            f.seek(pos)

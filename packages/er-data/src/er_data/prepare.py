@@ -13,17 +13,20 @@ from er_core import (
     ErError,
     FileRef,
     MediaIssue,
+    UsageError,
     atomic_dir,
     content_id,
     info,
-    load_config,
+    merge_sources,
     output_dir,
     sha256_bytes,
     sha256_file,
     to_dict,
+    validate,
     warn,
     write_bytes_atomic,
 )
+from er_core.config import origin_of as _origin
 from er_core.stream import encode
 
 from er_data import __version__, media, table
@@ -52,8 +55,21 @@ def prepare(
         )
     root = root.resolve()
     sets = [*overrides, *([f"task={task}"] if task else [])]
-    opts = load_config(adapter.Options, configs, sets)
-    loaded = adapter.load(root, opts)
+    if adapter.name == "table" and not configs:
+        raise UsageError(
+            "the table adapter needs a mapping",
+            at="--config",
+            hint="pass --config mapping.toml (see configs/data/example-table.toml)",
+        )
+    data, origins = merge_sources(configs, sets)
+    opts = validate(data, adapter.Options, origins)
+    try:
+        loaded = adapter.load(root, opts)
+    except ErError as e:
+        # an adapter names a config key as `$.a.b`; say which file (or --set) brought it
+        if e.at and e.at.startswith("$.") and (origin := _origin(e.at[2:], origins)):
+            e.at = f"{origin}:{e.at}"
+        raise
     if opts.task not in loaded.tasks:
         raise ErError(
             f"{loaded.dataset} has no task '{opts.task}'",

@@ -3,7 +3,8 @@
 One row per utterance. Columns, in this order:
 
     id           str   unique utterance id (e.g. "train/dia3_utt0")
-    dialogue     str   dialogue id, unique across splits (e.g. "train/dia3")
+    dialogue     str   dialogue id (e.g. "train/dia3"); CH-SIMS uses the source video, whose
+                       clips may fall in different splits
     turn         i32   position of the utterance in its dialogue, from 0
     speaker      str   speaker name ("" if unknown)
     text         str   transcript, never empty
@@ -132,7 +133,8 @@ def check(frame: pl.DataFrame, tasks: Mapping[str, TaskInfo]) -> None:
         raise ErError(f"table lacks columns {missing}", hint="this is a bug in the adapter")
     dup = frame.filter(pl.col("id").is_duplicated())
     if dup.height:
-        first = dup.sort("source").head(2).rows(named=True)
+        # the first duplicated id in table order, and the next row holding the same id
+        first = dup.filter(pl.col("id") == dup["id"][0]).head(2).rows(named=True)
         raise ErError(
             f"duplicate utterance id '{first[0]['id']}' (also at {first[-1]['source']})",
             at=first[0]["source"],

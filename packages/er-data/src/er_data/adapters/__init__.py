@@ -8,9 +8,12 @@ from er_data.adapters.base import Adapter, Loaded
 
 
 def _registry() -> dict[str, Adapter]:
+    from er_data.adapters.iemocap import Iemocap
     from er_data.adapters.meld import Meld
+    from er_data.adapters.sims import Sims
+    from er_data.adapters.table import Table
 
-    return {"meld": Meld()}
+    return {"meld": Meld(), "iemocap": Iemocap(), "sims": Sims(), "table": Table()}
 
 
 def names() -> list[str]:

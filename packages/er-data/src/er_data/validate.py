@@ -1,0 +1,92 @@
+"""`er-data validate`: does every media file the table names exist and decode, all the way?
+
+`prepare` only opens each container (cheap); this decodes every frame of the stream a row uses,
+because the failures that waste a feature-extraction run are files that open but are cut short
+(an interrupted download, a full disk) or corrupt midway. It checks the files as they are now, so
+it also catches media changed or deleted after `prepare` wrote the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import polars as pl
+from er_core import DatasetManifest, ErError, MediaIssue, info
+
+from er_data import media
+
+PROGRESS_EVERY = 5.0  # seconds between progress lines on stderr
+# a segment may end this far past the decoded end: containers and annotations round differently
+END_SLACK = 0.5
+
+
+def validate(manifest: DatasetManifest) -> list[MediaIssue]:
+    """One MediaIssue per utterance whose audio or video is missing, undecodable, cut short, or
+    shorter than the segment the row asks for. Each file is decoded once, however many
+    utterances share it (IEMOCAP cuts a whole session's AVI into utterances by start/end)."""
+    if not media.have_decoder():
+        raise ErError("validating media needs PyAV", hint="pip install er-data[media]")
+    table = Path(manifest.table.path)
+    if not table.is_file():
+        raise ErError(
+            "the manifest's table is gone",
+            at=str(table),
+            hint="rerun `er-data prepare` to write it again",
+        )
+    frame = pl.read_parquet(table)
+    root = Path(manifest.source_root)
+    kinds = [k for k in ("audio", "video") if k in frame.columns]  # the column is the kind
+
+    # every (kind, path) once, in table order, so progress and results are reproducible
+    unique: dict[tuple[str, str], media.Decoded | None] = {}
+    for kind in kinds:
+        for rel in frame[kind].drop_nulls():
+            unique.setdefault((kind, rel), None)
+    _decode_all(root, unique)
+
+    issues = []
+    for row in frame.iter_rows(named=True):
+        for kind in kinds:
+            rel = row[kind]
+            if rel is None:
+                continue
+            result = unique[kind, rel]
+            assert result is not None
+            problem = result.problem or _segment_problem(row, kind, result.seconds)
+            if problem:
+                issues.append(MediaIssue(utterance=row["id"], path=rel, problem=problem))
+    return issues
+
+
+def _decode_all(root: Path, unique: dict[tuple[str, str], media.Decoded | None]) -> None:
+    """Fill `unique` with each file's decode result, saying how far it got now and then.
+
+    FFmpeg releases the GIL while it decodes, so a few threads keep the cores busy on datasets
+    of many short clips (MELD); long files also decode with FFmpeg's own frame threads.
+    """
+    began = last = time.monotonic()
+    keys, total = list(unique), len(unique)
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        results = pool.map(lambda key: media.decode(root / key[1], key[0]), keys)
+        for n, (key, result) in enumerate(zip(keys, results, strict=True), start=1):
+            unique[key] = result
+            now = time.monotonic()
+            if now - last >= PROGRESS_EVERY and n < total:
+                info(f"validate: decoded {n}/{total} media files ({now - began:.0f} s)")
+                last = now
+    if total and time.monotonic() - began >= PROGRESS_EVERY:
+        info(f"validate: decoded {total} media files in {time.monotonic() - began:.0f} s")
+
+
+def _segment_problem(row: dict, kind: str, seconds: float) -> str | None:
+    """A row that cuts a segment out of a longer file needs the file to reach the segment."""
+    start, end = row.get(f"{kind}_start"), row.get(f"{kind}_end")
+    if start is not None and end is not None and end < start:
+        return f"segment ends ({end:.2f} s) before it starts ({start:.2f} s)"
+    last = end if end is not None else start
+    if last is not None and last > seconds + END_SLACK:
+        return f"segment reaches {last:.2f} s but the media decodes to {seconds:.2f} s"
+    return None

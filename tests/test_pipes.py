@@ -1,0 +1,87 @@
+"""Real pipes between the installed CLIs, run through a shell as a user would type them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent  # the environment's console scripts (er-data, ...)
+
+
+def sh(cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", cmd],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pipes")
+    r = sh("er-data synth --out data --utterances 60 --seed 3", root)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # synth writes files, never messages
+    return root
+
+
+def test_prepare_validate_stats_pipe_keeps_the_lineage(synth_root: Path) -> None:
+    r = sh(
+        "er-data prepare meld --root data --out out | er-data validate | er-data stats", synth_root
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1  # validate and stats pass the manifest through and add nothing
+    manifest = json.loads(lines[0])
+    assert manifest["kind"] == "dataset"
+    assert manifest["modalities"] == ["text", "audio", "video"]
+    assert sum(manifest["splits"].values()) == 60
+    assert "total" in r.stderr  # the stats table went to stderr
+
+
+def test_rerun_is_a_noop_with_the_same_output(synth_root: Path) -> None:
+    first = sh("er-data prepare meld --root data --out out", synth_root)
+    table = Path(json.loads(first.stdout)["table"]["path"])
+    mtime = table.stat().st_mtime_ns
+    second = sh("er-data prepare meld --root data --out out", synth_root)
+    assert second.stdout == first.stdout
+    assert table.stat().st_mtime_ns == mtime  # nothing rewritten
+
+
+def test_stats_formats_go_to_stdout(synth_root: Path) -> None:
+    r = sh(
+        "er-data prepare meld --root data --out out --task sentiment | er-data stats --format csv",
+        synth_root,
+    )
+    assert r.returncode == 0, r.stderr
+    header, *rows = r.stdout.splitlines()
+    assert header == "split,class,count,share"
+    assert {row.split(",")[1] for row in rows} == {"neutral", "positive", "negative"}
+    assert sum(int(row.split(",")[2]) for row in rows) == 60
+
+
+def test_closed_pipe_is_quiet(synth_root: Path) -> None:
+    r = sh(
+        "er-data prepare meld --root data --out out | er-data stats --format csv | head -1",
+        synth_root,
+    )
+    assert r.returncode == 0
+    assert r.stdout == "split,class,count,share\n"
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr
+
+
+def test_failure_in_the_middle_stops_the_pipe(synth_root: Path) -> None:
+    r = sh("er-data prepare meld --root nowhere --out out | er-data stats", synth_root)
+    assert r.returncode == 1
+    err = r.stderr.splitlines()
+    assert err[0].startswith("error: dataset root not found, at nowhere")
+    assert any(line.startswith("hint: ") for line in err)
