@@ -3,7 +3,6 @@ layout of `IEMOCAP_full_release`."""
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import msgspec
@@ -68,15 +67,6 @@ def write_iemocap(
             lines += ["M: breathing\n", f"{dialog}_MXX1 [014.0000-015.0000]: Okay.\n"]
             (base / "transcriptions" / f"{dialog}.txt").write_text("".join(lines), newline="\r\n")
     return root
-
-
-def make_wav(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(b"\x00\x00" * 1600)
 
 
 def run_prepare(root: Path, out: Path, **kwargs) -> DatasetManifest:
@@ -204,9 +194,9 @@ def test_test_session_option_and_inputs(tmp_path):
     assert sorted(m.inputs) == expected and len(m.inputs) == 20
 
 
-def test_root_may_hold_the_release_folder(tmp_path):
+def test_root_may_hold_the_release_folder(tmp_path, tiny_media):
     release = write_iemocap(tmp_path / "data" / "IEMOCAP_full_release")
-    make_wav(
+    tiny_media.wav(
         release / "Session1" / "sentences" / "wav" / "Ses01F_impro01" / "Ses01F_impro01_F000.wav"
     )
     m = run_prepare(tmp_path / "data", tmp_path / "out")
@@ -233,12 +223,12 @@ def test_macos_resource_forks_are_ignored(tmp_path):
 # --- media ----------------------------------------------------------------------------------
 
 
-def test_media_paths_times_and_issues(tmp_path):
+def test_media_paths_times_and_issues(tmp_path, tiny_media):
     pytest.importorskip("av")
     root = write_iemocap(tmp_path / "IEMOCAP_full_release")
     for dialog, turns in dialogs(1).items():  # real WAVs for every utterance of session 1
         for suffix, *_ in turns:
-            make_wav(root / "Session1/sentences/wav" / dialog / f"{dialog}_{suffix}.wav")
+            tiny_media.wav(root / "Session1/sentences/wav" / dialog / f"{dialog}_{suffix}.wav")
     divx = root / "Session1/dialog/avi/DivX"
     divx.mkdir(parents=True)
     (divx / "Ses01F_impro01.avi").write_bytes(b"not a video")  # Ses01M_script01_1.avi is missing

@@ -8,7 +8,6 @@ import io
 import shlex
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import msgspec
@@ -268,37 +267,6 @@ def test_different_task_or_data_gives_a_different_id(tmp_path):
 # --- media ----------------------------------------------------------------------------------
 
 
-def make_clip(path: Path) -> None:
-    """A 3-frame 32x32 mp4 with a short AAC track: opens with both an audio and a video stream."""
-    import av
-    import numpy as np
-
-    with av.open(str(path), "w", format="mp4") as c:
-        v = c.add_stream("mpeg4", rate=10)
-        v.width = v.height = 32
-        v.pix_fmt = "yuv420p"
-        a = c.add_stream("aac", rate=16000)
-        a.layout = "mono"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), "rgb24")
-            for p in v.encode(frame):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
-        sound.sample_rate, sound.pts = 16000, 0
-        for p in [*a.encode(sound), *a.encode()]:
-            c.mux(p)
-
-
-def make_wav(path: Path) -> None:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(b"\x00\x00" * 1600)
-
-
 def test_no_clip_folders_is_text_only(tmp_path, cli):
     root = write_meld(tmp_path / "MELD")
     r = cli("prepare", "meld", "--root", str(root), "--out", str(tmp_path / "out"))
@@ -309,14 +277,14 @@ def test_no_clip_folders_is_text_only(tmp_path, cli):
     assert b"warning" not in r.stderr
 
 
-def test_clip_folder_with_missing_and_junk_clips(tmp_path, cli):
+def test_clip_folder_with_missing_and_junk_clips(tmp_path, cli, tiny_media):
     pytest.importorskip("av")
     root = write_meld(tmp_path / "MELD")
     clips = root / "train_splits"
     clips.mkdir()
     for stem in ("dia0_utt0", "dia0_utt2", "dia1_utt0"):  # dia0_utt1 is missing
-        make_clip(clips / f"{stem}.mp4")
-    make_wav(clips / "dia1_utt0.wav")  # a WAV beside a clip is its audio
+        tiny_media.clip(clips / f"{stem}.mp4")
+    tiny_media.wav(clips / "dia1_utt0.wav")  # a WAV beside a clip is its audio
     (clips / "dia1_utt2.mp4").write_bytes(b"this is not a video")
     r = cli("prepare", "meld", "--root", str(root), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr

@@ -168,31 +168,7 @@ def test_unimodal_columns_are_optional(tmp_path):
 # --- media ----------------------------------------------------------------------------------
 
 
-def make_clip(path: Path) -> None:
-    """A 3-frame 32x32 mp4 with a short AAC track: opens with both an audio and a video stream."""
-    import av
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as c:
-        v = c.add_stream("mpeg4", rate=10)
-        v.width = v.height = 32
-        v.pix_fmt = "yuv420p"
-        a = c.add_stream("aac", rate=16000)
-        a.layout = "mono"
-        for i in range(3):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 40 * i, np.uint8), "rgb24")
-            for p in v.encode(frame):
-                c.mux(p)
-        for p in v.encode():
-            c.mux(p)
-        sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), "fltp", "mono")
-        sound.sample_rate, sound.pts = 16000, 0
-        for p in [*a.encode(sound), *a.encode()]:
-            c.mux(p)
-
-
-def test_clips_padded_unpadded_missing_and_junk(tmp_path):
+def test_clips_padded_unpadded_missing_and_junk(tmp_path, tiny_media):
     pytest.importorskip("av")
     root = write_sims(tmp_path / "SIMS")
     raw = root / "Raw"
@@ -202,8 +178,8 @@ def test_clips_padded_unpadded_missing_and_junk(tmp_path):
         ("video_0001", 10),
         ("video_0002", 1),
     ]:
-        make_clip(raw / video / f"{clip:04d}.mp4")
-    make_clip(raw / "video_0004" / "2.mp4")  # an unpadded name is found too
+        tiny_media.clip(raw / video / f"{clip:04d}.mp4")
+    tiny_media.clip(raw / "video_0004" / "2.mp4")  # an unpadded name is found too
     (raw / "video_0004").mkdir(exist_ok=True)
     (raw / "video_0004" / "0003.mp4").write_bytes(b"not a video")
     m = run_prepare(root, tmp_path / "out")
