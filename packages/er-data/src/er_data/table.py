@@ -62,7 +62,8 @@ def columns_for(tasks: Mapping[str, TaskInfo]) -> list[str]:
     return [*cols, *MEDIA_COLUMNS, "source"]
 
 
-def _first(frame: pl.DataFrame, mask: pl.Expr) -> dict | None:
+def first_row(frame: pl.DataFrame, mask: pl.Expr) -> dict | None:
+    """The first row where `mask` holds, as a dict, or None: what a row-naming error reports."""
     hit = frame.filter(mask).head(1)
     return hit.row(0, named=True) if hit.height else None
 
@@ -91,7 +92,7 @@ def encode_labels(
         .alias(f"{task}_name")
     )
     lookup = {c: i for i, c in enumerate(classes)}
-    bad = _first(
+    bad = first_row(
         frame, pl.col(f"{task}_name").is_not_null() & ~pl.col(f"{task}_name").is_in(list(classes))
     )
     if bad is not None:
@@ -140,14 +141,14 @@ def check(frame: pl.DataFrame, tasks: Mapping[str, TaskInfo]) -> None:
             at=first[0]["source"],
             hint="utterance ids must be unique; check the id columns in the data or the mapping",
         )
-    bad = _first(frame, pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
+    bad = first_row(frame, pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
     if bad is not None:
         raise ErError(
             f"empty text for utterance '{bad['id']}'",
             at=bad["source"],
             hint="every utterance needs its transcript",
         )
-    bad = _first(frame, ~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null())
+    bad = first_row(frame, ~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null())
     if bad is not None:
         raise ErError(
             f"unknown split '{bad['split']}'",
@@ -155,7 +156,7 @@ def check(frame: pl.DataFrame, tasks: Mapping[str, TaskInfo]) -> None:
             hint=f"splits are {', '.join(SPLITS)}",
         )
     for col in ("dialogue", "turn"):
-        bad = _first(frame, pl.col(col).is_null())
+        bad = first_row(frame, pl.col(col).is_null())
         if bad is not None:
             raise ErError(
                 f"missing {col} for utterance '{bad['id']}'",

@@ -19,7 +19,7 @@ from er_core import Config, ErError, TaskInfo
 
 from er_data.adapters.base import Loaded
 from er_data.csvio import read_delimited
-from er_data.table import encode_labels, finish
+from er_data.table import encode_labels, finish, first_row
 
 EMOTIONS = ["neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear"]
 SENTIMENTS = ["neutral", "positive", "negative"]
@@ -65,9 +65,8 @@ class Meld:
 
 
 def _int_column(frame: pl.DataFrame, col: str) -> pl.Expr:
-    bad = frame.filter(pl.col(col).str.strip_chars().cast(pl.Int64, strict=False).is_null()).head(1)
-    if bad.height:
-        row = bad.row(0, named=True)
+    row = first_row(frame, pl.col(col).str.strip_chars().cast(pl.Int64, strict=False).is_null())
+    if row is not None:
         raise ErError(
             f"{col} '{row[col]}' is not an integer",
             at=row["source"],

@@ -32,7 +32,7 @@ from er_core import Config, ErError, TaskInfo
 
 from er_data.adapters.base import Loaded
 from er_data.csvio import read_delimited
-from er_data.table import finish
+from er_data.table import finish, first_row
 
 LABEL_FILE = "label.csv"
 REQUIRED = ["video_id", "clip_id", "text", "label", "mode"]
@@ -99,10 +99,10 @@ class Sims:
 
 def _check_ids(frame: pl.DataFrame) -> None:
     for col in ("video_id", "clip_id"):
-        bad = frame.filter(pl.col(col).is_null() | (pl.col(col) == "")).head(1)
-        if bad.height:
+        row = first_row(frame, pl.col(col).is_null() | (pl.col(col) == ""))
+        if row is not None:
             raise ErError(
-                f"empty {col}", at=bad["source"][0], hint="every row of label.csv names its clip"
+                f"empty {col}", at=row["source"], hint="every row of label.csv names its clip"
             )
 
 
@@ -148,9 +148,8 @@ def _binned(v: pl.Expr, edges: list[float], classes: list[str], task: str) -> li
 
 def _splits(frame: pl.DataFrame) -> pl.Expr:
     mode = pl.col("mode").str.strip_chars().str.to_lowercase()
-    bad = frame.filter(~mode.is_in(list(SPLITS)) | mode.is_null()).head(1)
-    if bad.height:
-        row = bad.row(0, named=True)
+    row = first_row(frame, ~mode.is_in(list(SPLITS)) | mode.is_null())
+    if row is not None:
         raise ErError(
             f"unknown mode '{row['mode']}'",
             at=row["source"],

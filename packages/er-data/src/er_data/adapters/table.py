@@ -42,7 +42,7 @@ from er_core import ErError, TaskInfo
 from er_data.adapters.base import Loaded
 from er_data.adapters.table_mapping import SPLIT_VAR, Options, names, parse
 from er_data.csvio import decode, read_delimited
-from er_data.table import SPLITS, encode_labels, finish, is_inside
+from er_data.table import SPLITS, encode_labels, finish, first_row, is_inside
 
 __all__ = ["Options", "Table"]
 
@@ -236,11 +236,11 @@ def _check_variables(frame: pl.DataFrame, opts: Options) -> None:
 
 
 def _no_nulls(frame: pl.DataFrame, col: str) -> None:
-    bad = frame.filter(pl.col(f"__{col}").is_null() | (pl.col(f"__{col}") == "")).head(1)
-    if bad.height:
+    row = first_row(frame, pl.col(f"__{col}").is_null() | (pl.col(f"__{col}") == ""))
+    if row is not None:
         raise ErError(
             f"empty {col}",
-            at=bad["source"][0],
+            at=row["source"],
             hint=f"the columns that columns.{col} names need values",
         )
 
@@ -250,9 +250,8 @@ def _split_from_column(frame: pl.DataFrame, opts: Options) -> pl.DataFrame:
     value = pl.col(opts.columns.split).str.to_lowercase()
     frame = frame.with_columns(value.replace(names_).alias("__split"))
     frame = frame.filter(pl.col("__split").is_null() | (pl.col("__split") != ""))
-    bad = frame.filter(~pl.col("__split").is_in(list(SPLITS)) | pl.col("__split").is_null()).head(1)
-    if bad.height:
-        row = bad.row(0, named=True)
+    row = first_row(frame, ~pl.col("__split").is_in(list(SPLITS)) | pl.col("__split").is_null())
+    if row is not None:
         raise ErError(
             f"unknown split '{row[opts.columns.split]}'",
             at=row["source"],
