@@ -34,3 +34,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             gpu_checked = _cuda() if gpu_checked is None else gpu_checked
             if not gpu_checked:
                 item.add_marker(no_gpu)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data, named by ER_SHARED_DATA; tests that need it are marked `realdata`."""
+    root = os.environ.get("ER_SHARED_DATA")
+    if not root or not Path(root).is_dir():
+        pytest.skip("set ER_SHARED_DATA to the shared data folder to run realdata tests")
+    return Path(root).resolve()

@@ -85,3 +85,34 @@ def test_failure_in_the_middle_stops_the_pipe(synth_root: Path) -> None:
     err = r.stderr.splitlines()
     assert err[0].startswith("error: dataset root not found, at nowhere")
     assert any(line.startswith("hint: ") for line in err)
+
+
+def test_synth_to_three_modalities_of_features(synth_root: Path) -> None:
+    """er-data synth -> prepare -> text, audio and video extraction, one shell pipe; tiny random
+    encoders stand in for real weights (the code path is the same)."""
+    tiny = (
+        "from pathlib import Path; from er_features.testing import *; "
+        "tiny_text_folder(Path('enc/text')); tiny_whisper_folder(Path('enc/audio')); "
+        "tiny_face_cnn_folder(Path('enc/video'))"
+    )
+    made = subprocess.run([sys.executable, "-c", tiny], cwd=synth_root, capture_output=True)
+    assert made.returncode == 0, made.stderr
+    r = sh(
+        "er-data prepare meld --root data --out out"
+        " | er-features extract -m text -e enc/text --cache cache --out out"
+        " | er-features extract -m audio -e enc/audio --cache cache --out out"
+        " | er-features extract -m video -e enc/video --cache cache --out out --set video.frames=4",
+        synth_root,
+    )
+    assert r.returncode == 0, r.stderr
+    msgs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [m["kind"] for m in msgs] == ["dataset", "features", "features", "features"]
+    dataset, *feats = msgs
+    assert [f["modality"] for f in feats] == ["text", "audio", "video"]
+    for f in feats:
+        assert f["dataset"] == dataset["id"] and f["count"] == 60
+        assert f["table_sha256"] == dataset["table"]["sha256"]
+        assert all(Path(s["path"]).is_file() for s in f["shards"])
+    assert [f["dim"] for f in feats] == [32, 32, feats[2]["dim"]] and feats[2]["dim"] > 0
+    assert feats[2]["extras"] == {"face_ratio": 1, "logits": 7}
+    assert feats[1]["fallbacks"] == {}  # every synthetic WAV decodes and has sound

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    """../shared/data, named by ER_SHARED_DATA; tests that need it are marked `realdata`."""
-    root = os.environ.get("ER_SHARED_DATA")
-    if not root or not Path(root).is_dir():
-        pytest.skip("set ER_SHARED_DATA to the shared data folder to run realdata tests")
-    return Path(root).resolve()
 
 
 def er_data(

@@ -3,12 +3,14 @@
 from er_core.cli import info, run, warn
 from er_core.config import Config, load_config, merge_sources, parse_override, to_dict, validate
 from er_core.errors import ErError, UsageError
+from er_core.features import FeatureSet, aligned_features, load_features, read_index
 from er_core.files import atomic_dir, atomic_path, sha256_bytes, sha256_file, write_bytes_atomic
 from er_core.ids import canonical_json, content_id, output_dir
 from er_core.messages import (
     KINDS,
     SCHEMA_VERSION,
     DatasetManifest,
+    FeatureManifest,
     FileRef,
     MediaIssue,
     Message,
@@ -36,12 +38,15 @@ __all__ = [
     "DatasetManifest",
     "Envelope",
     "ErError",
+    "FeatureManifest",
+    "FeatureSet",
     "FileRef",
     "MediaIssue",
     "Message",
     "TaskInfo",
     "UsageError",
     "accuracy",
+    "aligned_features",
     "atomic_dir",
     "atomic_path",
     "canonical_json",
@@ -50,6 +55,7 @@ __all__ = [
     "find",
     "info",
     "load_config",
+    "load_features",
     "macro_f1",
     "merge_sources",
     "output_dir",
@@ -57,6 +63,7 @@ __all__ = [
     "per_class_f1",
     "per_class_precision",
     "per_class_recall",
+    "read_index",
     "read_stream",
     "read_tensors",
     "run",

@@ -73,7 +73,32 @@ class DatasetManifest(Message, frozen=True, kw_only=True, tag="dataset"):
     media_issues: list[MediaIssue] = []
 
 
-# Every kind this version knows; later tools add theirs here.
-AnyMessage = DatasetManifest
+class FeatureManifest(Message, frozen=True, kw_only=True, tag="features"):
+    """Pooled per-utterance features of one modality; written by `er-features extract/import`.
 
-KINDS: dict[str, type[Message]] = {"dataset": DatasetManifest}
+    The vectors live in SafeTensors shards (`shards`, in the feature cache). `index` is a small
+    SafeTensors file mapping each covered utterance, in table order, to (shard, row) and its
+    fallback flags; the utterance ids sit in its metadata. Read it with `er_core.load_features`.
+    """
+
+    modality: Literal["text", "audio", "video"]
+    encoder: str  # as the user named it: alias, hub id or folder
+    encoder_source: str = ""  # where the weights came from (package, folder, hub, import)
+    weights_sha256: str = ""
+    config: dict[str, Any] = {}  # resolved preprocessing config
+    cache_key: str = ""  # sha256 of (weights, config): names the cache folder of the shards
+    dim: int
+    extras: dict[str, int] = {}  # extra per-utterance tensors (e.g. logits) -> width
+    dataset: str = ""  # id of the DatasetManifest the features belong to
+    table_sha256: str = ""
+    count: int = 0  # utterances covered
+    index: FileRef
+    shards: list[FileRef] = []
+    fallbacks: dict[str, int] = {}  # flag name -> rows with that fallback
+    part: str = ""  # "i/n" for a --shard slice; "" when the whole dataset is covered
+
+
+# Every kind this version knows; later tools add theirs here.
+AnyMessage = DatasetManifest | FeatureManifest
+
+KINDS: dict[str, type[Message]] = {"dataset": DatasetManifest, "features": FeatureManifest}

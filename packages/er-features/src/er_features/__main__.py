@@ -1,0 +1,3 @@
+from er_features.cli import main
+
+main()

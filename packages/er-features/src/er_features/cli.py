@@ -1,0 +1,293 @@
+"""The er-features command line: a thin layer over er_features' plain functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="er-features",
+    help=(
+        "Text, audio and video encoders -> SafeTensors feature shards in a cache, and a "
+        "FeatureManifest appended to the stream.\n\n"
+        "Example: er-data prepare meld --root MELD | er-features extract --modality text "
+        "--encoder minilm | er-features extract --modality audio --encoder whisper-tiny.en"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+cache_app = typer.Typer(
+    help="Inspect and clean the feature cache.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(cache_app, name="cache")
+
+Inputs = Annotated[
+    list[str] | None,
+    typer.Argument(help="Message files (NDJSON or .safetensors); '-' or none: stdin."),
+]
+CacheDir = Annotated[
+    Path | None,
+    typer.Option("--cache", help="Cache folder (default: $ER_CACHE, else ~/.cache/er)."),
+]
+Out = Annotated[
+    Path, typer.Option("--out", help="Output root; run files go to OUT/er-features/<id>/.")
+]
+
+
+def _part(shard: str | None) -> tuple[int, int] | None:
+    from er_core import UsageError
+
+    if shard is None:
+        return None
+    i, sep, n = shard.partition("/")
+    if not (sep and i.isdigit() and n.isdigit() and 0 <= int(i) < int(n)):
+        raise UsageError(
+            f"bad --shard '{shard}'", hint="write --shard i/n with 0 <= i < n, e.g. 0/4"
+        )
+    return int(i), int(n)
+
+
+@app.command()
+def extract(
+    inputs: Inputs = None,
+    modality: Annotated[
+        str | None, typer.Option("--modality", "-m", help="text, audio or video.")
+    ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option("--encoder", "-e", help="Alias (see `encoders`), model folder or hub id."),
+    ] = None,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config", "-c", help="TOML, e.g. configs/encoders/minilm.toml (repeatable)."
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key: --set text.context_before=4 (repeatable)."),
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Items per forward pass.")
+    ] = None,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="Run slice i of n (0-based): --shard 0/4.")
+    ] = None,
+    on_bad_media: Annotated[
+        str | None,
+        typer.Option("--on-bad-media", help="error (default) or flag: flagged zero rows."),
+    ] = None,
+    cache: CacheDir = None,
+    out: Out = Path("er-out"),
+    progress: Annotated[
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress on stderr (default: on a TTY)."),
+    ] = None,
+) -> None:
+    """Encode one modality of the dataset in the stream; pass the stream on, append a
+    FeatureManifest. Under torchrun each rank takes a slice and rank 0 prints the whole.
+
+    Example: er-data prepare meld --root MELD | er-features extract -m text -e minilm
+    --set text.context_before=4 > feats.ndjson
+    """
+    from er_core import merge_sources, read_stream, validate, write_stream
+
+    from er_features.dist import torchrun_rank, wait_for_all
+    from er_features.extract import ExtractConfig
+    from er_features.extract import extract as run_extract
+    from er_features.index import write_manifest_copy
+    from er_features.once import cache_root
+
+    data, origins = merge_sources([str(c) for c in config or []], set_ or [])
+    flags = {
+        "modality": modality,
+        "encoder": encoder,
+        "batch_size": batch_size,
+        "on_bad_media": on_bad_media,
+    }
+    for key, value in flags.items():  # an explicit option beats the config files
+        if value is not None:
+            data[key], origins[key] = value, f"--{key.replace('_', '-')}"
+    cfg = validate(data, ExtractConfig, origins)
+    _check_device(device)
+    part = _part(shard)
+    rank = torchrun_rank() if part is None else None
+    envelopes = read_stream(inputs or [])
+    root = cache_root(cache)
+    kw = {"cache": root, "out": out, "device": device, "progress": progress}
+    if rank is None:
+        manifest = run_extract(envelopes, cfg, part=part, **kw)
+    else:  # torchrun: every rank computes its slice, then rank 0 describes the whole
+        run_extract(envelopes, cfg, part=rank, **kw)
+        wait_for_all()
+        if rank[0] != 0:
+            return
+        manifest = run_extract(envelopes, cfg, part=None, compute=False, **kw)
+    write_manifest_copy(out, manifest)
+    write_stream(envelopes, [manifest])
+
+
+def _check_device(device: str) -> None:
+    from er_core import UsageError
+
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise UsageError(f"unknown --device '{device}'", hint="use cpu, cuda or cuda:N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError("--device cuda, but torch sees no CUDA device", hint="use --device cpu")
+
+
+@app.command()
+def encoders(
+    format_: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """List the encoder aliases, their modality and whether their weights are here offline.
+
+    Example: er-features encoders
+    """
+    import json
+
+    from er_features.registry import listing
+
+    rows = listing()
+    if format_ == "json":
+        print(json.dumps(rows, indent=1))
+        return
+    cols = ["name", "modality", "offline", "hub", "about"]
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(width[c]) for c in cols))
+    for r in rows:
+        print("  ".join(r[c].ljust(width[c]) for c in cols))
+
+
+@app.command()
+def merge(inputs: Inputs = None, out: Out = Path("er-out")) -> None:
+    """Join the FeatureManifests of `extract --shard i/n` slices into one.
+
+    Example: cat part0.ndjson part1.ndjson | er-features merge > feats.ndjson
+    """
+    from er_core import read_stream, write_stream
+
+    from er_features.index import write_manifest_copy
+    from er_features.merge import merge as run_merge
+
+    upstream, manifest = run_merge(read_stream(inputs or []), out)
+    write_manifest_copy(out, manifest)
+    write_stream(upstream, [manifest])
+
+
+@app.command("import")
+def import_(
+    from_: Annotated[
+        Path, typer.Option("--from", help="Features by utterance id: .npz, .parquet, .safetensors.")
+    ],
+    modality: Annotated[str, typer.Option("--modality", "-m", help="text, audio or video.")],
+    inputs: Inputs = None,
+    cache: CacheDir = None,
+    out: Out = Path("er-out"),
+) -> None:
+    """Bring features made by another toolkit into the stream as a FeatureManifest.
+
+    NPZ: `ids` + `features` (n, d), or one array per id. Parquet: `id` + a list column
+    `features` (or numeric columns). SafeTensors: `features` + metadata `ids`, or one tensor per
+    id. Example: er-data prepare meld --root MELD | er-features import -m audio --from a.npz
+    """
+    from er_core import UsageError, read_stream, write_stream
+
+    from er_features.importer import import_features
+    from er_features.index import write_manifest_copy
+    from er_features.once import cache_root
+
+    if modality not in ("text", "audio", "video"):
+        raise UsageError(f"unknown --modality '{modality}'", hint="use text, audio or video")
+    envelopes = read_stream(inputs or [])
+    manifest = import_features(envelopes, modality, from_, cache=cache_root(cache), out=out)
+    write_manifest_copy(out, manifest)
+    write_stream(envelopes, [manifest])
+
+
+@cache_app.command("ls")
+def cache_ls(cache: CacheDir = None) -> None:
+    """One line per cache folder: modality, encoder, shards, items, size.
+
+    Example: er-features cache ls
+    """
+    from er_features.cache import ls
+    from er_features.once import cache_root
+
+    print(f"{'folder':<17} {'modality':<8} {'shards':>6} {'items':>8} {'MiB':>9}  encoder")
+    for r in ls(cache_root(cache)):
+        print(
+            f"{r['folder']:<17} {r['modality']:<8} {r['shards']:>6} {r['items']:>8} "
+            f"{r['mib']:>9.2f}  {r['encoder']}"
+        )
+
+
+@cache_app.command("verify")
+def cache_verify(
+    cache: CacheDir = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Delete the shards that fail.")] = False,
+) -> None:
+    """Check that every shard's bytes hash to its name; exit 1 if one does not (unless --fix).
+
+    Example: er-features cache verify --fix
+    """
+    from er_core import ErError, info
+
+    from er_features.cache import verify
+    from er_features.once import cache_root
+
+    bad = verify(cache_root(cache), fix=fix)
+    for p in bad:
+        info(f"{'removed' if fix else 'damaged'}: {p}")
+    if bad and not fix:
+        raise ErError(
+            f"{len(bad)} cache shard(s) do not verify",
+            at=str(bad[0]),
+            hint="er-features cache verify --fix removes them; the next extract recomputes them",
+        )
+    info(f"cache ok ({len(bad)} removed)" if fix else "cache ok")
+
+
+@cache_app.command("gc")
+def cache_gc(
+    keep: Annotated[
+        list[str] | None,
+        typer.Option("--keep", help="Manifest files whose shards stay; others go (repeatable)."),
+    ] = None,
+    cache: CacheDir = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go.")] = False,
+) -> None:
+    """Remove leftovers of killed runs; with --keep, also every shard those manifests don't use.
+
+    Example: er-features cache gc --keep feats.ndjson --dry-run
+    """
+    from er_core import FeatureManifest, info, read_stream
+
+    from er_features.cache import gc
+    from er_features.once import cache_root
+
+    paths = None
+    if keep:
+        envs = read_stream(keep)
+        paths = [
+            r.path for e in envs if isinstance(e.message, FeatureManifest) for r in e.message.shards
+        ]
+    gone = gc(cache_root(cache), paths, dry_run=dry_run)
+    for p in gone:
+        info(f"{'would remove' if dry_run else 'removed'}: {p}")
+    info(f"{len(gone)} file(s) {'to remove' if dry_run else 'removed'}")
+
+
+def main() -> None:
+    from er_core import run
+
+    run(app, prog_name="er-features")

@@ -1,0 +1,170 @@
+"""Video encoder: a few sampled frames -> the largest face -> an expression CNN -> one vector.
+
+Per clip: `frames` frames are sampled by seeking (video_io), the speaker's face is found and cut
+out in each (faces), and the CNN's penultimate layer is pooled over the clip's face frames
+(frames where the detector missed reuse a box found in the same clip, so they count as face
+frames). Extras: the pooled class logits and `face_ratio`, the share of sampled frames where
+the detector itself found a face (a cheap quality signal for the fusion model).
+
+Output is deterministic and batch-independent: crops run through the CNN in chunks padded to a
+fixed size, so a clip's vector never depends on which other clips share its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from er_core import Config, ErError, to_dict
+
+from er_features.base import FLAG_BAD_MEDIA, FLAG_EMPTY, FLAG_NO_FACE, Encoded, Item, empty_encoded
+
+VERSION = 1  # bump when a change here changes the vectors: it is part of the cache key
+
+
+class VideoConfig(Config, frozen=True, kw_only=True):
+    frames: int = 8  # frames per clip (at most; "rate" may take fewer)
+    sampling: Literal["even", "rate"] = "even"  # even: `frames` evenly; rate: `rate` per second
+    rate: float = 2.0  # frames per second for sampling = "rate", capped at `frames`
+    cascade: str = "haarcascade_frontalface_default.xml"  # in cv2.data.haarcascades, or a path
+    scale_factor: float = 1.1  # Haar pyramid step
+    min_neighbors: int = 5  # Haar hits needed to accept a face
+    min_face: int = 30  # smallest face side, pixels of the full frame
+    detect_width: int = 0  # detect on frames shrunk to this width (0 = full size)
+    margin: float = 0.0  # grow the face box by this share of its side on each side
+    pooling: Literal["mean", "max", "mean+max"] = "mean"  # over face frames; mean+max doubles dim
+
+
+def _check(cfg: VideoConfig) -> None:
+    bad = [
+        ("frames", cfg.frames >= 1, ">= 1"),
+        ("rate", cfg.rate > 0, "> 0"),
+        ("scale_factor", cfg.scale_factor > 1, "> 1"),
+        ("min_neighbors", cfg.min_neighbors >= 0, ">= 0"),
+        ("min_face", cfg.min_face >= 1, ">= 1"),
+        ("detect_width", cfg.detect_width >= 0, ">= 0 (0 = full size)"),
+        ("margin", 0 <= cfg.margin <= 1, "in [0, 1]"),
+    ]
+    for name, ok, want in bad:
+        if not ok:
+            raise ErError(
+                f"video.{name} = {getattr(cfg, name)} is out of range",
+                at=f"video.{name}",
+                hint=f"use a value {want}",
+            )
+
+
+class VideoEncoder:
+    """base.Encoder for video clips (Item.path, .start, .end, in seconds).
+
+    `batch_size` = face crops per CNN call; every call is padded to exactly that many, since CPU
+    kernels round differently for other batch shapes (measured: up to 1e-5 on PyEmotion).
+    """
+
+    modality = "video"
+
+    def __init__(
+        self, folder: Path, cfg: VideoConfig, device: str = "cpu", batch_size: int = 64
+    ) -> None:
+        import torch
+
+        from er_features.face_cnn import load_face_cnn
+        from er_features.faces import FaceDetector, cascade_path
+
+        _check(cfg)
+        cascade_path(cfg.cascade)  # a missing cascade is a config error now, not per clip
+        self.cfg, self.device, self.batch_size = cfg, device, max(1, batch_size)
+        self.model = load_face_cnn(Path(folder), device)
+        self.cnn = self.model.config
+        self.size = int(self.cnn["input_size"])
+        self.detector = FaceDetector(
+            cfg.cascade, cfg.scale_factor, cfg.min_neighbors, cfg.min_face, cfg.detect_width
+        )
+        width = int(self.model.dim)
+        self.dim = 2 * width if cfg.pooling == "mean+max" else width
+        self.n_classes = len(self.cnn["classes"])
+        self.extras = {"logits": self.n_classes, "face_ratio": 1}
+        self._torch = torch
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What changes the output (weights are hashed apart): the sampling and detection
+        settings and how the CNN reads a face."""
+        keys = ("architecture", "input_size", "classes", "normalise", "scores")
+        return to_dict(self.cfg) | {"cnn": {k: self.cnn.get(k) for k in keys}}
+
+    def clip_faces(self, item: Item) -> tuple[np.ndarray, np.ndarray]:
+        """(crops (F, S, S) uint8, found (F,) bool) of one clip; raises MediaProblem."""
+        from er_features.faces import face_crops
+        from er_features.video_io import sample_frames
+
+        frames, _ = sample_frames(
+            item.path,
+            self.cfg.frames,
+            self.cfg.sampling,
+            self.cfg.rate,
+            item.start,
+            item.end,
+        )
+        return face_crops(frames, self.detector, self.size, self.cfg.margin)
+
+    def embed(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings (N, E), logits (N, C)) float32 for (N, S, S) uint8 crops."""
+        from er_features.face_cnn import normalise
+
+        torch, b = self._torch, self.batch_size
+        embs, logits = [], []
+        with torch.inference_mode():
+            for i in range(0, len(crops), b):
+                part = crops[i : i + b]
+                n = len(part)
+                if n < b:  # a fixed shape: the kernels (and their rounding) never change
+                    part = np.concatenate([part, np.zeros((b - n, *part.shape[1:]), part.dtype)])
+                e, lg = self.model(normalise(part, self.cnn).to(self.device))
+                embs.append(e[:n].float().cpu().numpy())
+                logits.append(lg[:n].float().cpu().numpy())
+        if not embs:
+            return np.zeros((0, self.model.dim), np.float32), np.zeros(
+                (0, self.n_classes), np.float32
+            )
+        return np.concatenate(embs), np.concatenate(logits)
+
+    def pool(self, emb: np.ndarray) -> np.ndarray:
+        """(F, E) -> (dim,): mean, max, or both concatenated."""
+        if self.cfg.pooling == "mean":
+            return emb.mean(0)
+        if self.cfg.pooling == "max":
+            return emb.max(0)
+        return np.concatenate([emb.mean(0), emb.max(0)])
+
+    def encode(self, items: Sequence[Item]) -> Encoded:
+        from er_features.video_io import EmptyClip, MediaProblem
+
+        out = empty_encoded(len(items), self.dim, self.extras)
+        clips: list[tuple[int, np.ndarray]] = []  # (item index, its crops)
+        for i, item in enumerate(items):
+            try:
+                crops, found = self.clip_faces(item)
+            except EmptyClip:
+                out.flags[i] |= FLAG_EMPTY
+                continue
+            except MediaProblem as p:
+                out.flags[i] |= FLAG_BAD_MEDIA
+                out.problems[i] = str(p)
+                continue
+            out.extras["face_ratio"][i, 0] = found.mean() if len(found) else 0.0
+            if len(crops) == 0:
+                out.flags[i] |= FLAG_NO_FACE
+                continue
+            clips.append((i, crops))
+        if clips:  # all crops of the batch in one pass, then split back per clip
+            emb, logits = self.embed(np.concatenate([c for _, c in clips]))
+            at = 0
+            for i, crops in clips:
+                sl = slice(at, at + len(crops))
+                at += len(crops)
+                out.features[i] = self.pool(emb[sl])
+                out.extras["logits"][i] = logits[sl].mean(0)
+        return out
