@@ -73,7 +73,11 @@ def extract(
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Items per forward pass.")
+        int | None,
+        typer.Option(
+            "--batch-size",
+            help="Text items per forward pass (audio and video run fixed shapes: no effect).",
+        ),
     ] = None,
     shard: Annotated[
         str | None, typer.Option("--shard", help="Run slice i of n (0-based): --shard 0/4.")

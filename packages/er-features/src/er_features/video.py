@@ -56,11 +56,16 @@ def _check(cfg: VideoConfig) -> None:
             )
 
 
+CROPS_PER_CALL = 64
+
+
 class VideoEncoder:
     """base.Encoder for video clips (Item.path, .start, .end, in seconds).
 
-    `batch_size` = face crops per CNN call; every call is padded to exactly that many, since CPU
-    kernels round differently for other batch shapes (measured: up to 1e-5 on PyEmotion).
+    Every CNN call takes exactly CROPS_PER_CALL face crops (zero-padded), since CPU kernels round
+    differently for other batch shapes (measured: up to 1e-5 on PyEmotion). It is a constant, not
+    `batch_size`, so a clip's vector never depends on a run option the cache key does not hold;
+    `batch_size` is accepted for the common encoder interface and has no effect here.
     """
 
     modality = "video"
@@ -114,7 +119,7 @@ class VideoEncoder:
         """(embeddings (N, E), logits (N, C)) float32 for (N, S, S) uint8 crops."""
         from er_features.face_cnn import normalise
 
-        torch, b = self._torch, self.batch_size
+        torch, b = self._torch, CROPS_PER_CALL
         embs, logits = [], []
         with torch.inference_mode():
             for i in range(0, len(crops), b):
