@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 # Fallback flags, one bit each; a row's features are zeros whenever a flag other than
-# FLAG_PARTIAL_FACE is set. Names are what the FeatureManifest counts under `fallbacks`.
+# FLAG_SILENT is set. Names are what the FeatureManifest counts under `fallbacks`.
 FLAG_BAD_MEDIA = 1  # media file missing or undecodable
 FLAG_EMPTY = 2  # zero-length clip (or an empty cut), or empty text
 FLAG_SILENT = 4  # audio decodes but is silent (features are computed, the flag warns)
@@ -63,8 +63,10 @@ class Encoded:
 
 
 class Encoder(Protocol):
-    """The interface extract drives. `config` is the resolved preprocessing config: it enters
-    the cache key, so it must hold everything that changes the output (not device/batch size)."""
+    """The interface extract drives. `config` describes what shapes the output besides the
+    weights, for inspection. The cache key is built without loading the model, from the
+    weights hash, the module's VERSION and the modality's config section, so an encoder must
+    take every output-changing setting from those (its folder counts as weights)."""
 
     modality: str
     dim: int
