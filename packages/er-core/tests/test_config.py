@@ -9,7 +9,7 @@ from er_core import Config, ErError, UsageError, load_config, merge_sources, par
 
 
 class Fusion(Config, frozen=True):
-    kind: str = "concat"
+    name: str = "concat"
     dim: int = 128
 
 
@@ -40,13 +40,13 @@ def error(fn, *args, **kwargs) -> ErError:
 
 
 def test_files_merge_left_to_right_keeping_siblings(tmp_path):
-    a = toml(tmp_path, "a.toml", "lr = 0.1\nepochs = 3\n[fusion]\nkind = 'concat'\ndim = 64\n")
-    b = toml(tmp_path, "b.toml", "epochs = 5\n[fusion]\nkind = 'attention'\n")
+    a = toml(tmp_path, "a.toml", "lr = 0.1\nepochs = 3\n[fusion]\nname = 'concat'\ndim = 64\n")
+    b = toml(tmp_path, "b.toml", "epochs = 5\n[fusion]\nname = 'attention'\n")
     cfg = load_config(Train, [a, b])
     # b wins where both set a key; a's other keys (lr, fusion.dim) survive the nested merge
-    assert (cfg.lr, cfg.epochs, cfg.fusion.kind, cfg.fusion.dim) == (0.1, 5, "attention", 64)
+    assert (cfg.lr, cfg.epochs, cfg.fusion.name, cfg.fusion.dim) == (0.1, 5, "attention", 64)
     cfg = load_config(Train, [b, a])
-    assert (cfg.epochs, cfg.fusion.kind) == (3, "concat")
+    assert (cfg.epochs, cfg.fusion.name) == (3, "concat")
 
 
 def test_base_defaults_come_first(tmp_path):
@@ -56,14 +56,14 @@ def test_base_defaults_come_first(tmp_path):
 
 
 def test_set_overrides_files_with_toml_typed_values(tmp_path):
-    a = toml(tmp_path, "a.toml", "lr = 0.1\n[fusion]\nkind = 'concat'\ndim = 64\n")
+    a = toml(tmp_path, "a.toml", "lr = 0.1\n[fusion]\nname = 'concat'\ndim = 64\n")
     cfg = load_config(
         Train,
         [a],
         [
             "lr=1e-3",
             "epochs=20",
-            "fusion.kind=attention",  # not TOML: taken as a plain string
+            "fusion.name=attention",  # not TOML: taken as a plain string
             'tags=["a", "b"]',
             "weights.joy=2.5",
             "data.root=/x y/z",
@@ -71,7 +71,7 @@ def test_set_overrides_files_with_toml_typed_values(tmp_path):
     )
     assert cfg.lr == pytest.approx(1e-3)
     assert cfg.epochs == 20 and isinstance(cfg.epochs, int)
-    assert cfg.fusion == Fusion(kind="attention", dim=64)
+    assert cfg.fusion == Fusion(name="attention", dim=64)
     assert cfg.tags == ["a", "b"]
     assert cfg.weights == {"joy": 2.5}
     assert cfg.data == Data(root="/x y/z")
@@ -100,11 +100,11 @@ def test_bad_set_syntax_is_a_usage_error(bad):
 
 def test_merge_sources_records_origins(tmp_path):
     a = toml(tmp_path, "a.toml", "lr = 0.1\n[fusion]\ndim = 64\n")
-    data, origins = merge_sources([a], ["fusion.kind=x"])
-    assert data == {"lr": 0.1, "fusion": {"dim": 64, "kind": "x"}}
+    data, origins = merge_sources([a], ["fusion.name=x"])
+    assert data == {"lr": 0.1, "fusion": {"dim": 64, "name": "x"}}
     assert origins["lr"] == str(a)
     assert origins["fusion.dim"] == str(a)
-    assert origins["fusion.kind"] == "--set fusion.kind=x"
+    assert origins["fusion.name"] == "--set fusion.name=x"
 
 
 def test_merge_does_not_mutate_base():
@@ -120,7 +120,7 @@ def test_unknown_key_names_file_and_key_path(tmp_path):
     assert e.exit_code == 1
     assert "unknown key 'fusion.knd'" in e.what
     assert e.at == f"{b}:$.fusion.knd"
-    assert "kind" in e.hint and "dim" in e.hint  # the keys that do exist there
+    assert "name" in e.hint and "dim" in e.hint  # the keys that do exist there
 
 
 def test_unknown_top_level_key_from_set_names_the_set(tmp_path):
@@ -132,7 +132,7 @@ def test_unknown_top_level_key_from_set_names_the_set(tmp_path):
 
 def test_bad_type_in_file_names_the_file(tmp_path):
     a = toml(tmp_path, "a.toml", "lr = 0.1\n[fusion]\ndim = 'big'\n")
-    b = toml(tmp_path, "b.toml", "[fusion]\nkind = 'attention'\n")
+    b = toml(tmp_path, "b.toml", "[fusion]\nname = 'attention'\n")
     e = error(load_config, Train, [a, b])
     # fusion.dim came from a.toml even though b.toml touched [fusion] later
     assert e.at == f"{a}:$.fusion.dim"
@@ -144,8 +144,8 @@ def test_bad_type_from_set_names_the_set(tmp_path):
     e = error(load_config, Train, [a], ["fusion.dim=big"])
     assert e.at == "--set fusion.dim=big:$.fusion.dim"
     # TOML typing: `true` is a bool, not the string "true"
-    e = error(load_config, Train, [a], ["fusion.kind=true"])
-    assert e.at == "--set fusion.kind=true:$.fusion.kind"
+    e = error(load_config, Train, [a], ["fusion.name=true"])
+    assert e.at == "--set fusion.name=true:$.fusion.name"
 
 
 def test_bad_list_item_and_dict_value_name_their_origin(tmp_path):
@@ -200,7 +200,7 @@ def test_non_utf8_config_names_the_file(tmp_path):
 def test_to_dict_round_trips(tmp_path):
     cfg = load_config(Train, [], ["lr=0.5", "fusion.dim=3"])
     d = to_dict(cfg)
-    assert d["fusion"] == {"kind": "concat", "dim": 3}
+    assert d["fusion"] == {"name": "concat", "dim": 3}
     assert load_config(Train, base=d) == cfg
 
 
@@ -211,5 +211,16 @@ def test_to_dict_is_plain_json_data():
 
     d = to_dict(WithTuple())
     # a tuple comes back as the list a reader of the JSON message would see
-    assert d == {"encodings": ["utf-8", "cp1252"], "inner": {"kind": "concat", "dim": 128}}
+    assert d == {"encodings": ["utf-8", "cp1252"], "inner": {"name": "concat", "dim": 128}}
     assert type(d["encodings"]) is list
+
+
+def test_a_table_naming_another_kind_replaces_the_old_one(tmp_path):
+    f = tmp_path / "a.toml"
+    f.write_text('[fusion]\nkind = "deep"\nhidden = 512\n[train]\nlr = 0.1\n')
+    data, origins = merge_sources([f], ["fusion.kind=attention", "train.epochs=3"])
+    assert data["fusion"] == {"kind": "attention"}  # deep's hidden is gone
+    assert "fusion.hidden" not in origins
+    assert data["train"] == {"lr": 0.1, "epochs": 3}  # other tables still merge key by key
+    same, _ = merge_sources([f], ["fusion.kind=deep", "fusion.layers=1"])
+    assert same["fusion"] == {"kind": "deep", "hidden": 512, "layers": 1}

@@ -1,5 +1,9 @@
 """Human-written TOML configs: merged left to right, then `--set a.b=value`, strictly validated.
 
+Tables merge key by key, with one exception: a table that names a different `kind` than the
+one merged so far replaces it, since the old kind's options mean nothing to the new one
+(`--set fusion.kind=attention` over a file with `[fusion] kind = "deep"  hidden = 512`).
+
 Errors name the file (or the `--set`) that brought the offending key, and the key's path.
 """
 
@@ -59,6 +63,15 @@ def _merge(
 ) -> None:
     for k, v in src.items():
         path = f"{prefix}{k}"
+        old = dst.get(k)
+        if (
+            isinstance(v, Mapping)
+            and isinstance(old, dict)
+            and v.get("kind", old.get("kind")) != old.get("kind")
+        ):
+            for key in [key for key in seen if key.startswith(path + ".")]:
+                del seen[key]
+            dst[k] = {}  # another kind: the old kind's options go
         if isinstance(v, Mapping) and isinstance(dst.get(k), dict):
             _merge(dst[k], v, origin, seen, path + ".")
         else:

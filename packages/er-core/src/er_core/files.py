@@ -41,9 +41,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        # mkstemp makes the file 0600; the output gets the mode open() would give it
-        os.chmod(tmp_path, 0o666 & ~_umask())
         yield tmp_path
+        # mkstemp makes the file 0600, and writers that recreate the file (safetensors) keep
+        # that: the output gets the mode open() would give it
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

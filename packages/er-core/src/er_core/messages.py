@@ -98,7 +98,55 @@ class FeatureManifest(Message, frozen=True, kw_only=True, tag="features"):
     part: str = ""  # "i/n" for a --shard slice; "" when the whole dataset is covered
 
 
-# Every kind this version knows; later tools add theirs here.
-AnyMessage = DatasetManifest | FeatureManifest
+class EpochRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One training epoch: mean train loss, learning rate at its end, dev metrics, wall time."""
 
-KINDS: dict[str, type[Message]] = {"dataset": DatasetManifest, "features": FeatureManifest}
+    epoch: int
+    train_loss: float
+    lr: float = 0.0
+    dev: dict[str, float] = {}
+    seconds: float = 0.0
+
+
+class RunManifest(Message, frozen=True, kw_only=True, tag="run"):
+    """A training run: what it read, how it was configured, how each epoch went, and the metrics
+    and predictions of the weights selected on dev; written by `er-train`.
+
+    Metric names are `<task>/<metric>` (e.g. `emotion/weighted_f1`). `predictions` maps a split
+    ("dev", "test") to a SafeTensors file of per-utterance outputs; ids sit in its metadata.
+    """
+
+    dataset: str  # id of the DatasetManifest
+    dataset_name: str = ""
+    task: str = ""  # the main task (selection and the folder name)
+    tasks: list[str] = []
+    modalities: list[str] = []
+    features: dict[str, str] = {}  # modality -> FeatureManifest id
+    encoders: dict[str, str] = {}  # modality -> encoder as named in its FeatureManifest
+    encoder_keys: dict[str, str] = {}  # modality -> the FeatureManifest's cache_key
+    dims: dict[str, int] = {}  # modality -> feature width
+    config: dict[str, Any] = {}  # resolved training config
+    network_hash: str = ""
+    params: int = 0
+    seed: int = 0
+    run_dir: str = ""
+    status: Literal["complete", "running"] = "complete"
+    select: str = ""  # the dev metric that chose the weights, e.g. "emotion/weighted_f1"
+    best_epoch: int = -1
+    epochs: list[EpochRecord] = []
+    dev: dict[str, float] = {}
+    test: dict[str, float] = {}
+    predictions: dict[str, FileRef] = {}
+    weights: FileRef | None = None  # the selected weights (SafeTensors)
+    device: str = "cpu"
+    seconds: float = 0.0
+
+
+# Every kind this version knows; later tools add theirs here.
+AnyMessage = DatasetManifest | FeatureManifest | RunManifest
+
+KINDS: dict[str, type[Message]] = {
+    "dataset": DatasetManifest,
+    "features": FeatureManifest,
+    "run": RunManifest,
+}
