@@ -1,0 +1,53 @@
+"""er-models: projection, fusion, dialogue context, heads and losses, built by name from TOML.
+
+The public names are imported lazily so `er-models --help` does not pay for torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> the module that defines it
+_LAZY = {
+    "ContextInputs": "er_models.context",
+    "from_padded": "er_models.context",
+    "to_padded": "er_models.context",
+    "FusionInputs": "er_models.fusion_base",
+    "key_mask": "er_models.fusion_base",
+    "class_weights": "er_models.losses",
+    "ERModel": "er_models.model",
+    "Output": "er_models.model",
+    "build_model": "er_models.model",
+    "count_params": "er_models.model",
+    "Part": "er_models.registry",
+    "Resolved": "er_models.registry",
+    "create": "er_models.registry",
+    "names": "er_models.registry",
+    "parts": "er_models.registry",
+    "register": "er_models.registry",
+    "resolve": "er_models.registry",
+    "CODE_VERSION": "er_models.spec",
+    "MODALITIES": "er_models.spec",
+    "ModelSection": "er_models.spec",
+    "NetworkSpec": "er_models.spec",
+    "TaskSpec": "er_models.spec",
+    "modality_tag": "er_models.spec",
+    "parse_modalities": "er_models.spec",
+    "parse_network": "er_models.spec",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'er_models' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

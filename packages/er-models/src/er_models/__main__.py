@@ -1,0 +1,3 @@
+from er_models.cli import main
+
+main()

@@ -1,0 +1,138 @@
+"""The network a config describes: projection, fusion, context and head, resolved and hashed.
+
+The sections come from the same TOML files er-train reads (`[model]`, `[fusion]`, `[context]`,
+`[head]`); other sections are ignored here. The network hash names checkpoints: it covers the
+resolved parts, the input widths, the tasks and the code version, so two runs share it exactly
+when their weights are interchangeable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from er_core import Config, ErError, content_id, to_dict, validate
+
+from er_models.registry import Resolved, resolve
+
+# Bump when a part's code changes what its weights mean (names in checkpoints, shapes, maths).
+CODE_VERSION = 1
+MODALITIES = ("text", "audio", "video")
+SHORT = {"text": "T", "audio": "A", "video": "V"}
+
+
+class ModelSection(Config, frozen=True):
+    """`[model]`: the per-modality projection to a shared width."""
+
+    width: int = 256  # every modality is projected to this width before fusion
+    dropout: float = 0.1  # on the input features, before the projection
+    layer_norm: bool = True  # after the projection
+    max_speakers: int = 8  # speaker slots per dialogue for context models (the rest share one)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One prediction target: `classes` > 0 for classification, 0 for regression."""
+
+    name: str
+    classes: int
+
+    @property
+    def regression(self) -> bool:
+        return self.classes == 0
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """Everything that fixes a network's shape: build it with `er_models.build_model`."""
+
+    model: ModelSection
+    fusion: Resolved
+    context: Resolved
+    head: Resolved
+    dims: dict[str, int] = field(default_factory=dict)  # modality -> input width, in T, A, V order
+    tasks: tuple[TaskSpec, ...] = ()
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.dims)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": to_dict(self.model),
+            "fusion": self.fusion.to_dict(),
+            "context": self.context.to_dict(),
+            "head": self.head.to_dict(),
+            "dims": dict(self.dims),
+            "tasks": {t.name: t.classes for t in self.tasks},
+        }
+
+    @property
+    def hash(self) -> str:
+        """The network hash: sha256 of the resolved network, input widths, tasks, code version."""
+        return content_id({"network": self.to_dict(), "code": CODE_VERSION})
+
+
+DEFAULT_SECTIONS: dict[str, dict[str, Any]] = {
+    "fusion": {"kind": "concat"},
+    "context": {"kind": "none"},
+    "head": {"kind": "classification"},
+}
+
+
+def parse_network(
+    data: Mapping[str, Any],
+    dims: Mapping[str, int],
+    tasks: Mapping[str, int],
+    origins: Mapping[str, str] | None = None,
+) -> NetworkSpec:
+    """Resolve the network sections of merged config `data` for inputs `dims` (modality ->
+    width) and `tasks` (name -> number of classes, 0 for regression)."""
+    origins = origins or {}
+    unknown = [m for m in dims if m not in MODALITIES]
+    if unknown or not dims:
+        raise ErError(
+            f"unknown or no modalities: {', '.join(unknown) or 'none'}",
+            at="<inputs>",
+            hint="modalities are text, audio and video",
+        )
+    if not tasks:
+        raise ErError("no task to predict", at="<inputs>", hint="name a task of the dataset")
+    sub = {k[6:]: v for k, v in origins.items() if k.startswith("model.")}
+    model = validate(dict(data.get("model", {})), ModelSection, sub)
+    sections = {
+        family: resolve(family, {**default, **data.get(family, {})}, origins)
+        for family, default in DEFAULT_SECTIONS.items()
+    }
+    ordered = {m: int(dims[m]) for m in MODALITIES if m in dims}
+    return NetworkSpec(
+        model=model,
+        fusion=sections["fusion"],
+        context=sections["context"],
+        head=sections["head"],
+        dims=ordered,
+        tasks=tuple(TaskSpec(n, int(c)) for n, c in tasks.items()),
+    )
+
+
+def modality_tag(modalities: list[str]) -> str:
+    """["text", "audio"] -> "T+A" (the form used in folder names and tables)."""
+    return "+".join(SHORT[m] for m in MODALITIES if m in modalities)
+
+
+def parse_modalities(tag: str) -> list[str]:
+    """"T+A+V" (or "text+audio") -> ["text", "audio", "video"]; an error names a bad letter."""
+    full = {v: k for k, v in SHORT.items()} | {m: m for m in MODALITIES}
+    out = []
+    for part in tag.replace(",", "+").split("+"):
+        key = part.strip()
+        key = key.upper() if len(key) == 1 else key.lower()
+        if key not in full:
+            raise ErError(
+                f"unknown modality '{part}' in '{tag}'",
+                at="--modalities",
+                hint="write letters T, A, V joined by +, e.g. T+A+V",
+            )
+        out.append(full[key])
+    return [m for m in MODALITIES if m in out]
