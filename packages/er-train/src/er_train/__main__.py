@@ -1,0 +1,3 @@
+from er_train.cli import main
+
+main()

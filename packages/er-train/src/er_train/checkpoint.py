@@ -1,0 +1,113 @@
+"""Checkpoints in SafeTensors: weights, optimizer state, grad-scaler state and the RNG.
+
+No pickle: tensors go in the file, the few scalars (optimizer param groups, scaler) go in its
+JSON metadata. Files are written to a temporary name and renamed, so a kill never leaves half a
+checkpoint. Loading checks every tensor's name and shape first, so a checkpoint of another
+network is a clear error rather than a torch traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from er_core import ErError, atomic_path
+from torch import nn
+
+
+def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def save_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None = None) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file(_model_tensors(model), str(tmp), metadata=dict(metadata or {}))
+
+
+def save_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    metadata: dict[str, str],
+) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v for k, v in _model_tensors(model).items()}
+    state = optimizer.state_dict()
+    for idx, slots in state["state"].items():
+        for key, value in slots.items():
+            tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors["rng.cpu"] = torch.get_rng_state()
+    meta = dict(metadata)
+    meta["er.param_groups"] = json.dumps(state["param_groups"])
+    if scaler is not None and scaler.is_enabled():
+        meta["er.scaler"] = json.dumps(scaler.state_dict())
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda{i}"] = s
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _check_shapes(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    for key in sorted(want.keys() | got.keys()):
+        if want.get(key) != got.get(key):
+            raise ErError(
+                f"checkpoint does not fit this network: '{key}' is {got.get(key, 'absent')} "
+                f"there and {want.get(key, 'absent')} here",
+                at=str(path),
+                hint="the features' widths or the network config differ from the run that saved it",
+            )
+
+
+def load_weights(path: Path, model: nn.Module) -> dict[str, str]:
+    """Load a weights file into `model`; returns its metadata."""
+    from safetensors import safe_open
+
+    tensors, meta = {}, {}
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        for k in f.keys():  # noqa: SIM118
+            tensors[k] = f.get_tensor(k)
+    _check_shapes(model, tensors, path)
+    model.load_state_dict(tensors)
+    return meta
+
+
+def load_checkpoint(
+    path: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+) -> dict[str, str]:
+    """Restore everything `save_checkpoint` wrote (RNG included); returns the metadata."""
+    from safetensors import safe_open
+
+    tensors: dict[str, torch.Tensor] = {}
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata() or {})
+        for k in f.keys():  # noqa: SIM118
+            tensors[k] = f.get_tensor(k)
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    _check_shapes(model, weights, path)
+    model.load_state_dict(weights)
+    slots: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, idx, key = k.split(".", 2)
+            slots.setdefault(int(idx), {})[key] = v
+    optimizer.load_state_dict({"state": slots, "param_groups": json.loads(meta["er.param_groups"])})
+    if scaler is not None and "er.scaler" in meta:
+        scaler.load_state_dict(json.loads(meta["er.scaler"]))
+    torch.set_rng_state(tensors["rng.cpu"])
+    cuda = sorted(k for k in tensors if k.startswith("rng.cuda"))
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
+    return meta

@@ -1,0 +1,90 @@
+"""The er-train command line: a thin layer over er_train.train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="er-train",
+    help=(
+        "Train a fusion / context model on the features in the stream; pass the stream on and "
+        "append a RunManifest.\n\n"
+        "Example: er-features extract -m text -e minilm < dataset.ndjson | er-train "
+        "--config configs/train/meld.toml --set context.kind=gru --seed 1"
+    ),
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.command()
+def main_command(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(help="Message files (NDJSON or .safetensors); '-' or none: stdin."),
+    ] = None,
+    config: Annotated[
+        list[Path] | None,
+        typer.Option("--config", "-c", help="TOML, e.g. configs/train/meld.toml (repeatable)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a key: --set fusion.kind=attention (repeatable)."),
+    ] = None,
+    modalities: Annotated[
+        str | None, typer.Option("--modalities", "-m", help="T, A, V joined by +: T+A+V.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed (default 0).")] = None,
+    runs: Annotated[
+        Path | None, typer.Option("--runs", help="Runs root (default: [run] root, 'runs').")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in this folder (moved or copied)."),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--quiet", help="One line per epoch on stderr.")
+    ] = True,
+) -> None:
+    """Train on the dataset and features in the stream; select the epoch on dev, read test
+    once, and append a RunManifest. Re-running a finished run does nothing; an interrupted one
+    resumes from its checkpoint.
+
+    Example: er-train feats.ndjson -c configs/train/meld.toml --set fusion.kind=attention
+    -m T+A+V --seed 2 > run.ndjson
+    """
+    from er_core import merge_sources, read_stream, validate, write_stream
+
+    from er_train.config import TrainConfig
+    from er_train.train import train
+
+    if modalities is not None:  # a bad letter on the command line is a usage error (exit 2)
+        from er_core import ErError, UsageError
+        from er_models import parse_modalities
+
+        try:
+            parse_modalities(modalities)
+        except ErError as e:
+            raise UsageError(e.what, at=e.at, hint=e.hint) from None
+    data, origins = merge_sources([str(c) for c in config or []], set_ or [])
+    for key, value in (("modalities", modalities), ("seed", seed)):
+        if value is not None:  # an explicit option beats the config files
+            data[key], origins[key] = value, f"--{key}"
+    if runs is not None:
+        data.setdefault("run", {})["root"] = str(runs)
+        origins["run.root"] = "--runs"
+    cfg = validate(data, TrainConfig, origins)
+    envelopes = read_stream(inputs or [])
+    manifest = train(envelopes, cfg, origins, device=device, progress=progress, resume=resume)
+    write_stream(envelopes, [manifest])
+
+
+def main() -> None:
+    from er_core import run
+
+    run(app, prog_name="er-train")

@@ -1,0 +1,54 @@
+"""`er-train`'s config: the run's inputs and recipe, merged from TOML files and `--set`.
+
+Sections: `[model]`, `[fusion]`, `[context]`, `[head]` (the network, see er-models), `[loss]`,
+`[train]` (the optimisation recipe) and `[run]` (where results go). Top-level keys pick the
+seed, the modalities and the task(s).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from er_core import Config
+from msgspec import Meta, field
+
+
+class TrainSection(Config, frozen=True):
+    """`[train]`: the optimisation recipe."""
+
+    epochs: Annotated[int, Meta(ge=1)] = 20
+    batch_size: Annotated[int, Meta(ge=1)] = 16  # dialogues per batch (utterances without context)
+    eval_batch_size: Annotated[int, Meta(ge=1)] = 256  # same unit, for dev and test passes
+    lr: Annotated[float, Meta(gt=0)] = 5e-4
+    weight_decay: Annotated[float, Meta(ge=0)] = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup: Annotated[float, Meta(ge=0, lt=1)] = 0.1  # share of optimizer steps warming up
+    decay: Literal["cosine", "linear", "constant"] = "cosine"  # after the warmup, down to 0
+    grad_clip: Annotated[float, Meta(ge=0)] = 1.0  # max gradient norm; 0 = off
+    accumulation: Annotated[int, Meta(ge=1)] = 1  # batches per optimizer step
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp16 needs CUDA (with a grad scaler)
+    select: str = ""  # dev metric choosing the epoch: "weighted_f1" (default), "mae" (regression)
+    patience: Annotated[int, Meta(ge=0)] = 0  # stop after this many epochs without a better dev
+    checkpoint_every: Annotated[int, Meta(ge=0)] = 0  # optimizer steps; 0 = at epoch ends only
+
+
+class RunSection(Config, frozen=True):
+    """`[run]`: where the run folder goes (see er_train.runs for the layout)."""
+
+    root: str = "runs"
+    category: str = "default"  # first folder level: group experiments (e.g. "ablation-lr")
+    method: str = "F"  # how encoders are used: F = frozen, cached features
+
+
+class TrainConfig(Config, frozen=True):
+    seed: int = 0
+    modalities: str = ""  # "T+A+V"; "" = every modality with features in the stream
+    task: str = ""  # the main task (selection, folder name); "" = the dataset's task
+    tasks: list[str] = []  # tasks predicted; [] = [task]. Several need head kind multi-task
+    model: dict[str, Any] = {}
+    fusion: dict[str, Any] = field(default_factory=lambda: {"kind": "concat"})
+    context: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
+    head: dict[str, Any] = field(default_factory=lambda: {"kind": "classification"})
+    loss: dict[str, Any] = field(default_factory=lambda: {"kind": "ce"})
+    train: TrainSection = TrainSection()
+    run: RunSection = RunSection()

@@ -1,0 +1,213 @@
+"""Everything a run reads, in memory as tensors: features, labels, dialogues, splits.
+
+Batches are index slices into these tensors (see batches.py); no per-item Python object sits on
+the hot path. Rows keep the table's order; within a split, utterances are grouped by dialogue
+and sorted by turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+from er_core import (
+    DatasetManifest,
+    Envelope,
+    ErError,
+    FeatureManifest,
+    aligned_features,
+    find,
+    warn,
+)
+from er_core.features import check_file
+from er_models import TaskSpec, modality_tag
+from er_models.spec import MODALITIES
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Task:
+    spec: TaskSpec
+    column: str
+    class_names: list[str]
+    target: torch.Tensor  # (n,) long class index, or float32 value for regression
+
+
+@dataclass
+class Split:
+    """One split's utterances grouped for batching: group g holds rows
+    `rows[start[g] : start[g] + length[g]]`, in turn order."""
+
+    rows: np.ndarray  # (n_split,) int64 row indices into the tables, grouped
+    start: np.ndarray  # (G,)
+    length: np.ndarray  # (G,)
+
+    @property
+    def groups(self) -> int:
+        return int(self.start.size)
+
+    @property
+    def size(self) -> int:
+        return int(self.rows.size)
+
+
+@dataclass
+class Data:
+    dataset: DatasetManifest
+    features: dict[str, FeatureManifest]  # modality -> its manifest
+    ids: list[str]  # (n,) utterance ids in table order
+    feats: dict[str, torch.Tensor]  # modality -> (n, d) float32
+    present: torch.Tensor  # (n, M) bool: False where the modality is a fallback row
+    speakers: torch.Tensor  # (n,) long: dialogue-local speaker slot
+    tasks: dict[str, Task]
+    main: str  # the main task's name
+    dialogues: dict[str, Split]  # split -> utterances grouped by dialogue
+    singles: dict[str, Split]  # split -> one group per utterance
+
+    @property
+    def dims(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.feats.items()}
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.feats)
+
+    def class_counts(self, task: str, split: str = "train") -> np.ndarray | None:
+        t = self.tasks[task]
+        if t.spec.regression:
+            return None
+        rows = torch.from_numpy(self.dialogues[split].rows)
+        return torch.bincount(t.target[rows], minlength=t.spec.classes).numpy()
+
+
+def _feature_manifests(envs: Sequence[Envelope], wanted: list[str]) -> dict[str, FeatureManifest]:
+    found: dict[str, FeatureManifest] = {}
+    for env in envs:
+        if isinstance(env.message, FeatureManifest):
+            m = env.message.modality
+            if m in found and found[m].id != env.message.id:
+                warn(
+                    f"two {m} feature manifests in the input; using the later ({env.message.encoder})"
+                )
+            found[m] = env.message
+    if not wanted:
+        wanted = [m for m in MODALITIES if m in found]
+    lacking = [m for m in wanted if m not in found]
+    if lacking or not wanted:
+        have = modality_tag(list(found)) or "none"
+        raise ErError(
+            f"no features for {', '.join(lacking) or 'any modality'} in the input (features here: {have})",
+            at="<input>",
+            hint="pipe the stream through er-features extract --modality ... first, or pick --modalities",
+        )
+    return {m: found[m] for m in MODALITIES if m in wanted}
+
+
+def _tasks(ds: DatasetManifest, table: pl.DataFrame, names: list[str]) -> dict[str, Task]:
+    infos = dict(ds.tasks)
+    if not infos and ds.label_column:  # a manifest that predates `tasks`
+        from er_core import TaskInfo
+
+        infos[ds.task] = TaskInfo(type=ds.task_type, column=ds.label_column, classes=ds.classes)
+    out = {}
+    for name in names:
+        if name not in infos:
+            raise ErError(
+                f"the dataset has no task '{name}'",
+                at="$.task",
+                hint=f"tasks of {ds.dataset}: {', '.join(infos) or 'none'}",
+            )
+        info = infos[name]
+        col = table[info.column]
+        if col.null_count():
+            raise ErError(
+                f"task '{name}' has {col.null_count()} rows without a label",
+                at=f"{ds.table.path}:{info.column}",
+                hint="re-run er-data prepare; every row needs a label",
+            )
+        if info.type == "classification":
+            target = torch.from_numpy(col.cast(pl.Int64).to_numpy().copy())
+            spec = TaskSpec(name, len(info.classes))
+        else:
+            target = torch.from_numpy(col.cast(pl.Float32).to_numpy().copy())
+            spec = TaskSpec(name, 0)
+        out[name] = Task(spec, info.column, list(info.classes), target)
+    return out
+
+
+def _groups(table: pl.DataFrame) -> tuple[dict[str, Split], dict[str, Split], np.ndarray]:
+    """Per split: dialogues (turn order) and single utterances; and dialogue-local speaker slots."""
+    frame = table.select("split", "dialogue", "turn", "speaker").with_row_index("row")
+    frame = frame.with_columns(
+        pl.col("row").min().over("dialogue").alias("first")  # dialogues in order of appearance
+    ).sort("first", "turn", "row")
+    # speaker slot: order of first appearance within the dialogue
+    firsts = frame.group_by("dialogue", "speaker", maintain_order=True).agg(pl.len())
+    slot = firsts.with_columns(pl.int_range(pl.len()).over("dialogue").alias("slot"))
+    frame = frame.join(
+        slot.select("dialogue", "speaker", "slot"), on=["dialogue", "speaker"], how="left"
+    )
+    frame = frame.sort("first", "turn", "row")
+    speakers = np.zeros(table.height, np.int64)
+    speakers[frame["row"].to_numpy()] = frame["slot"].to_numpy()
+    dialogues, singles = {}, {}
+    for split in SPLITS:
+        part = frame.filter(pl.col("split") == split)
+        rows = part["row"].to_numpy().astype(np.int64)
+        lengths = (
+            part.group_by("first", maintain_order=True).len()["len"].to_numpy().astype(np.int64)
+        )
+        starts = (np.cumsum(lengths) - lengths).astype(np.int64)  # (G,); empty split: (0,)
+        dialogues[split] = Split(rows, starts, lengths)
+        singles[split] = Split(
+            rows, np.arange(rows.size, dtype=np.int64), np.ones(rows.size, np.int64)
+        )
+    return dialogues, singles, speakers
+
+
+def load_data(envs: Sequence[Envelope], modalities: list[str], task: str, tasks: list[str]) -> Data:
+    """Read the stream's dataset and feature manifests into memory; check what training needs."""
+    ds = find(envs, DatasetManifest)
+    manifests = _feature_manifests(envs, modalities)
+    table = pl.read_parquet(check_file(ds.table, "utterance table"))
+    ids = table["id"].to_list()
+    main = task or ds.task
+    names = list(dict.fromkeys([main, *tasks])) if tasks else [main]
+    task_map = _tasks(ds, table, names)
+    feats, present = {}, []
+    for m, fm in manifests.items():
+        fs = aligned_features(fm, ds, ids)
+        bad = ~np.isfinite(fs.features).all(axis=1)
+        if bad.any():
+            first = ids[int(np.argmax(bad))]
+            raise ErError(
+                f"{m} features ({fm.encoder}) hold NaN or inf in {int(bad.sum())} rows (first: {first})",
+                at=fm.index.path,
+                hint="re-extract the features; an importer or encoder wrote non-finite values",
+            )
+        feats[m] = torch.from_numpy(fs.features)
+        present.append(torch.from_numpy(fs.flags == 0))
+    dialogues, singles, speakers = _groups(table)
+    for split in ("train", "dev"):
+        if dialogues[split].size == 0:
+            raise ErError(
+                f"the {split} split is empty",
+                at=ds.table.path,
+                hint="training needs train and dev rows (dev selects the epoch)",
+            )
+    return Data(
+        dataset=ds,
+        features=manifests,
+        ids=ids,
+        feats=feats,
+        present=torch.stack(present, dim=1),
+        speakers=torch.from_numpy(speakers),
+        tasks=task_map,
+        main=main,
+        dialogues=dialogues,
+        singles=singles,
+    )

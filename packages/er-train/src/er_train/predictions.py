@@ -1,0 +1,38 @@
+"""Per-utterance predictions of one split, as SafeTensors next to the run.
+
+Tensors: `<task>.probs` (n, C) softmax probabilities and `<task>.label` (n,) the true class, or
+for regression `<task>.pred` (n,) and `<task>.label` (n,). Metadata: `er.ids` (JSON list of the
+utterance ids, row for row), `er.split`, `er.classes` (JSON: task -> class names, [] for
+regression). er-eval reads these files without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from er_core import FileRef, write_tensors
+
+from er_train.data import Data
+
+
+def write_predictions(
+    path: Path, split: str, data: Data, rows: torch.Tensor, outputs: dict[str, torch.Tensor]
+) -> FileRef:
+    tensors: dict[str, np.ndarray] = {}
+    for name, out in outputs.items():
+        task = data.tasks[name]
+        label = task.target[rows].numpy()
+        if task.spec.regression:
+            tensors[f"{name}.pred"] = out.float().numpy()
+        else:
+            tensors[f"{name}.probs"] = torch.softmax(out.float(), dim=-1).numpy()
+        tensors[f"{name}.label"] = label
+    meta = {
+        "er.ids": json.dumps([data.ids[i] for i in rows.tolist()]),
+        "er.split": split,
+        "er.classes": json.dumps({n: t.class_names for n, t in data.tasks.items()}),
+    }
+    return write_tensors(path, tensors, metadata=meta)

@@ -1,0 +1,100 @@
+"""Run folders: where a run lives, its resumable state, and the finished run's manifest.
+
+Layout under the runs root (`[run] root`, `--runs`):
+
+    {category}/{dataset}--{task}/{method}--b{batch}--{loss}/{modalities}-{fusion}/{network hash[:12]}--{seed}/
+        checkpoint.safetensors   last state: weights, optimizer, RNG; the RunState in metadata
+        best.safetensors         weights of the best dev epoch so far (while training)
+        weights.safetensors  ->  ../../…/.store/ab/ab…cd.safetensors   selected weights, stored once
+        dev.safetensors, test.safetensors   predictions of the selected weights
+        run.json                 the RunManifest, written last: its presence means "finished"
+
+The folder is named by the network, not by every training option: a run with the same network
+and seed but another recipe or other features is refused there (the hint says how to keep both).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+from er_core import EpochRecord, ErError, FileRef, RunManifest
+
+from er_train.config import TrainConfig
+
+
+class RunState(msgspec.Struct, kw_only=True):
+    """Where training stands; saved inside each checkpoint, so both change in one rename."""
+
+    run_id: str
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # optimizer steps done in the current epoch
+    global_step: int = 0
+    loss_sum: float = 0.0  # train loss summed over the current epoch's batches so far
+    loss_batches: int = 0
+    best_score: float | None = None
+    best_epoch: int = -1
+    bad_epochs: int = 0  # epochs since the best, for patience
+    stopped: bool = False  # early stopping fired
+    seconds: float = 0.0  # training time spent before this process
+    history: list[EpochRecord] = []
+
+
+def run_dir(
+    cfg: TrainConfig, dataset: str, task: str, tag: str, fusion: str, loss: str, net_hash: str
+) -> Path:
+    r = cfg.run
+    return (
+        Path(r.root)
+        / r.category
+        / f"{dataset}--{task}"
+        / f"{r.method}--b{cfg.train.batch_size}--{loss}"
+        / f"{tag}-{fusion}"
+        / f"{net_hash[:12]}--{cfg.seed}"
+    )
+
+
+def root_of(folder: Path) -> Path:
+    """The runs root a run folder sits in by the layout above (five levels up), for a run
+    continued with `--resume` where it was moved: its weights go to that root's store."""
+    parents = folder.resolve().parents
+    return parents[4] if len(parents) > 4 else parents[0]
+
+
+_decoder = msgspec.json.Decoder(RunManifest)
+
+
+def finished(folder: Path, run_id: str) -> RunManifest | None:
+    """The manifest of a finished run with this id in `folder`, or None if not finished there."""
+    path = folder / "run.json"
+    if not path.is_file():
+        return None
+    manifest = _decoder.decode(path.read_bytes())
+    if manifest.id != run_id:
+        conflict(folder)
+    return _moved(manifest, folder)
+
+
+def _moved(m: RunManifest, folder: Path) -> RunManifest:
+    """`m` with its own files' paths in `folder`, where the run is now: a runs root that was
+    moved or copied keeps working (unchanged if the run has not moved)."""
+    if m.run_dir == str(folder.resolve()):
+        return m
+
+    def here(ref: FileRef) -> FileRef:
+        return msgspec.structs.replace(ref, path=str(folder.absolute() / Path(ref.path).name))
+
+    return msgspec.structs.replace(
+        m,
+        run_dir=str(folder.resolve()),
+        weights=here(m.weights) if m.weights is not None else None,
+        predictions={k: here(v) for k, v in m.predictions.items()},
+    )
+
+
+def conflict(folder: Path) -> None:
+    raise ErError(
+        "another run (same network and seed, other training settings or features) is in this folder",
+        at=str(folder),
+        hint="keep both with --set run.category=<name> (or another --runs root), or delete the folder",
+    )

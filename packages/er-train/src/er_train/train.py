@@ -1,0 +1,373 @@
+"""A whole run: read the stream, build the network, train with dev selection, test once, write
+the run folder and return its RunManifest.
+
+Order of events, and why:
+1. everything that can be wrong with the inputs or config is checked before any training
+   (features of another dataset, NaN, unknown parts, a checkpoint of another network);
+2. a finished run with the same id is returned as it is (re-running a step is a no-op);
+3. training resumes from the run folder's checkpoint if there is one;
+4. each epoch ends with a dev pass; the best dev epoch's weights are kept;
+5. after the last epoch the selected weights are loaded and test is read, once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import torch
+from er_core import (
+    EpochRecord,
+    ErError,
+    FileRef,
+    RunManifest,
+    UsageError,
+    canonical_json,
+    content_id,
+    info,
+    sha256_file,
+    to_dict,
+    write_bytes_atomic,
+)
+from er_models import (
+    NetworkSpec,
+    build_model,
+    count_params,
+    create,
+    modality_tag,
+    parse_modalities,
+    parse_network,
+    resolve,
+)
+from er_models.losses import REGRESSION
+
+from er_train import __version__
+from er_train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from er_train.config import TrainConfig
+from er_train.data import Data, load_data
+from er_train.loop import Setup, eval_loss, predict, train_epoch
+from er_train.predictions import write_predictions
+from er_train.runs import RunState, conflict, finished, root_of, run_dir
+from er_train.scoring import better, selection, task_metrics
+from er_train.store import put
+
+CODE_VERSION = 1
+_state_dec = msgspec.json.Decoder(RunState)
+
+
+def check_device(device: str, precision: str) -> torch.device:
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UsageError(
+            f"unknown --device '{device}'", at="--device", hint="use cpu, cuda or cuda:N"
+        )
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            "--device cuda, but torch sees no CUDA device", at="--device", hint="use --device cpu"
+        )
+    if precision == "fp16" and not device.startswith("cuda"):
+        raise UsageError(
+            "train.precision fp16 needs CUDA",
+            at="$.train.precision",
+            hint="use bf16 (or fp32) on the CPU",
+        )
+    return torch.device(device)
+
+
+NETWORK_KEY = "er.network"
+
+
+def check_resumable(path: Path, spec: NetworkSpec) -> None:
+    """A checkpoint to resume must be of this network: same input widths, same parts."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ErError(
+            "no checkpoint to resume", at=str(path), hint="name a run folder er-train wrote"
+        )
+    with safe_open(str(path), framework="pt") as f:
+        saved = json.loads((f.metadata() or {}).get(NETWORK_KEY, "{}"))
+    want = spec.to_dict()
+    for m in sorted(set(saved.get("dims", {})) | set(want["dims"])):
+        a, b = saved.get("dims", {}).get(m), want["dims"].get(m)
+        if a != b:
+            raise ErError(
+                f"the checkpoint was trained on {m} features of width {a or 'none'}, "
+                f"the input's are {b or 'none'}",
+                at=str(path),
+                hint="resume with the features the run was trained on (same encoders)",
+            )
+    for key in ("tasks", "model", "fusion", "context", "head"):
+        if saved.get(key) != want[key]:
+            raise ErError(
+                f"the checkpoint's {key} differs from the config's: {saved.get(key)} vs {want[key]}",
+                at=str(path),
+                hint="resume with the config the run was trained with",
+            )
+
+
+def _losses(
+    cfg: TrainConfig, data: Data, origins: Mapping[str, str]
+) -> tuple[dict, dict[str, Any]]:
+    """One loss per task: `[loss]` for the tasks of its type, ce or l1 for the others."""
+    configured = resolve("loss", {"kind": "ce", **cfg.loss}, origins)
+    out, resolved = {}, {}
+    for name, task in data.tasks.items():
+        fits = (configured.kind in REGRESSION) == task.spec.regression
+        r = (
+            configured
+            if fits
+            else resolve("loss", {"kind": "l1" if task.spec.regression else "ce"})
+        )
+        out[name] = create(r, task.spec, data.class_counts(name))
+        resolved[name] = r.to_dict()
+    return out, resolved
+
+
+def _metrics(data: Data, rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, o in outputs.items():
+        t = data.tasks[name]
+        out |= task_metrics(name, t.spec.classes, o, t.target[rows].cpu())
+    return out
+
+
+def train(
+    envs: Sequence,
+    cfg: TrainConfig,
+    origins: Mapping[str, str] | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    resume: Path | None = None,
+) -> RunManifest:
+    """Train (or resume, or return the finished run) as the module docstring says. `resume`
+    names a run folder to continue instead of the one the config names (a moved or copied run);
+    its checkpoint must be of this network."""
+    origins = origins or {}
+    dev = check_device(device, cfg.train.precision)
+    data = load_data(
+        envs, parse_modalities(cfg.modalities) if cfg.modalities else [], cfg.task, cfg.tasks
+    )
+    sections = {k: getattr(cfg, k) for k in ("model", "fusion", "context", "head")}
+    tasks = {n: t.spec.classes for n, t in data.tasks.items()}
+    spec = parse_network(sections, data.dims, tasks, origins)
+    losses, loss_cfg = _losses(cfg, data, origins)
+    net = spec.to_dict()
+    resolved = {
+        "seed": cfg.seed,
+        "modalities": modality_tag(data.modalities),
+        "task": data.main,
+        "tasks": list(data.tasks),
+        **{k: net[k] for k in ("model", "fusion", "context", "head")},
+        "loss": loss_cfg,
+        "train": to_dict(cfg.train),
+        "run": to_dict(cfg.run),
+    }
+    identity = {k: v for k, v in resolved.items() if k != "run"} | {"method": cfg.run.method}
+    run_id = content_id(
+        {
+            "config": identity,
+            "dataset": data.dataset.id,
+            "features": {m: f.id for m, f in data.features.items()},
+            "code": CODE_VERSION,
+        }
+    )
+    folder = run_dir(
+        cfg,
+        data.dataset.dataset,
+        data.main,
+        modality_tag(data.modalities),
+        spec.fusion.kind,
+        loss_cfg[data.main]["kind"],
+        spec.hash,
+    )
+    if resume is not None:
+        folder = resume
+        check_resumable(folder / "checkpoint.safetensors", spec)
+    done = finished(folder, run_id)
+    if done is not None:
+        info(f"er-train: finished run found, nothing to do: {folder}")
+        return done
+
+    sel_known = [*_metrics_names(data), *[f"{n}/loss" for n in data.tasks]]
+    select, higher = selection(
+        cfg.train.select, data.main, data.tasks[data.main].spec.regression, sel_known
+    )
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(spec).to(dev)
+    decay, no_decay = [], []
+    for p in model.parameters():  # biases, norms and single vectors are not decayed
+        (no_decay if p.ndim < 2 else decay).append(p)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.train.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.train.lr,
+        betas=tuple(cfg.train.betas),
+        fused=True,  # one kernel per step instead of one per parameter tensor
+    )
+    scaler = torch.amp.GradScaler(dev.type, enabled=cfg.train.precision == "fp16")
+    for m in data.feats:
+        data.feats[m] = data.feats[m].to(dev)
+    data.present = data.present.to(dev)
+    for t in data.tasks.values():
+        t.target = t.target.to(dev)
+    for loss in losses.values():
+        loss.to(dev)
+
+    contextual = spec.context.kind != "none"
+    groups = data.dialogues if contextual else data.singles
+    n_batches = -(-groups["train"].groups // cfg.train.batch_size)
+    steps = -(-n_batches // cfg.train.accumulation)
+    tr = cfg.train
+    s = Setup(
+        model,
+        data,
+        losses,
+        optimizer,
+        scaler,
+        dev,
+        tr.precision,
+        cfg.seed,
+        tr.batch_size,
+        tr.accumulation,
+        tr.grad_clip,
+        tr.lr,
+        steps * tr.epochs,
+        tr.warmup,
+        tr.decay,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt, best_path = folder / "checkpoint.safetensors", folder / "best.safetensors"
+    state = RunState(run_id=run_id)
+    if ckpt.is_file():
+        meta = load_checkpoint(ckpt, model, optimizer, scaler)
+        state = _state_dec.decode(meta["er.state"])
+        if state.run_id != run_id:
+            conflict(folder)
+        info(f"er-train: resuming {folder} at epoch {state.epoch + 1}, step {state.step_in_epoch}")
+
+    spent, started = state.seconds, time.perf_counter()
+
+    def checkpoint() -> None:
+        state.seconds = spent + time.perf_counter() - started
+        meta = {
+            "er.state": msgspec.json.encode(state).decode(),
+            NETWORK_KEY: canonical_json(net).decode(),
+        }
+        save_checkpoint(ckpt, model, optimizer, scaler, meta)
+
+    while state.epoch < tr.epochs and not state.stopped:
+        t0 = time.perf_counter()
+        train_epoch(s, groups["train"], state, checkpoint, tr.checkpoint_every)
+        rows, outputs = predict(s, groups["dev"], tr.eval_batch_size)
+        dev_metrics = _metrics(data, rows, outputs)
+        dev_metrics |= {f"{data.main}/loss": eval_loss(s, rows, outputs)}
+        score = dev_metrics[select]
+        record = EpochRecord(
+            epoch=state.epoch + 1,
+            train_loss=state.loss_sum / max(state.loss_batches, 1),
+            lr=optimizer.param_groups[0]["lr"],
+            dev=dev_metrics,
+            seconds=time.perf_counter() - t0,
+        )
+        improved = better(score, state.best_score, higher)
+        if improved:
+            state.best_score, state.best_epoch, state.bad_epochs = score, record.epoch, 0
+            save_weights(best_path, model)
+        else:
+            state.bad_epochs += 1
+        state.history = [*state.history, record]
+        state.epoch += 1
+        state.step_in_epoch = state.loss_batches = 0
+        state.loss_sum = 0.0
+        state.stopped = bool(tr.patience) and state.bad_epochs >= tr.patience
+        checkpoint()
+        if progress:
+            info(
+                f"epoch {record.epoch}/{tr.epochs}  train loss {record.train_loss:.4f}  "
+                f"dev {select} {score:.4f}{' *' if improved else ''}  lr {record.lr:.2e}  "
+                f"{record.seconds:.1f} s"
+            )
+    # a resumed folder may have moved: its weights go to the store of the root it is in now
+    root = root_of(folder) if resume is not None else Path(cfg.run.root)
+    return _finish(s, cfg, spec, folder, root, state, resolved, select, device)
+
+
+def _metrics_names(data: Data) -> list[str]:
+    names = []
+    for n, t in data.tasks.items():
+        kinds = (
+            ("mae", "mse", "corr") if t.spec.regression else ("accuracy", "weighted_f1", "macro_f1")
+        )
+        names += [f"{n}/{k}" for k in kinds]
+    return names
+
+
+def _finish(
+    s: Setup,
+    cfg: TrainConfig,
+    spec: NetworkSpec,
+    folder: Path,
+    root: Path,
+    state: RunState,
+    resolved: dict[str, Any],
+    select: str,
+    device: str,
+) -> RunManifest:
+    """Load the selected weights, read dev and test once, store the weights, write run.json."""
+    data = s.data
+    best, linked = folder / "best.safetensors", folder / "weights.safetensors"
+    # a run killed after storing its weights but before run.json has only the link left
+    load_weights(best if best.is_file() else linked, s.model)
+    groups = data.dialogues if spec.context.kind != "none" else data.singles
+    preds, results = {}, {}
+    for split in ("dev", "test"):
+        if groups[split].size == 0:
+            info(f"warning: the {split} split is empty; no {split} metrics")
+            continue
+        rows, outputs = predict(s, groups[split], cfg.train.eval_batch_size)
+        results[split] = _metrics(data, rows, outputs)
+        preds[split] = write_predictions(
+            folder / f"{split}.safetensors", split, data, rows.cpu(), outputs
+        )
+    if best.is_file():
+        put(root, best, linked)
+    weights = FileRef(
+        path=str(linked.absolute()), sha256=sha256_file(linked), bytes=linked.stat().st_size
+    )
+    manifest = RunManifest(
+        id=state.run_id,
+        tool=f"er-train {__version__}",
+        dataset=data.dataset.id,
+        dataset_name=data.dataset.dataset,
+        task=data.main,
+        tasks=list(data.tasks),
+        modalities=data.modalities,
+        features={m: f.id for m, f in data.features.items()},
+        encoders={m: f.encoder for m, f in data.features.items()},
+        encoder_keys={m: f.cache_key for m, f in data.features.items()},
+        dims=data.dims,
+        config=resolved,
+        network_hash=spec.hash,
+        params=count_params(s.model)["total"],
+        seed=cfg.seed,
+        run_dir=str(folder.resolve()),
+        select=select,
+        best_epoch=state.best_epoch,
+        epochs=state.history,
+        dev=results.get("dev", {}),
+        test=results.get("test", {}),
+        predictions=preds,
+        weights=weights,
+        device=device,
+        seconds=state.seconds,
+    )
+    write_bytes_atomic(folder / "run.json", msgspec.json.encode(manifest))
+    return manifest
