@@ -212,10 +212,12 @@ def test_an_identical_rerun_is_a_noop(trained, toy, train_run, monkeypatch):
     m, runs = trained
     folder = Path(m.run_dir)
     stamps = {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()}
+    import er_train.finish as fin
     import er_train.train as tr
 
     monkeypatch.setattr(tr, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr(tr, "predict", lambda *a, **k: pytest.fail("evaluated again"))
+    monkeypatch.setattr(fin, "predict", lambda *a, **k: pytest.fail("evaluated again"))
     again = train_run(toy.stream, runs)
     assert again == m
     assert {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} == stamps

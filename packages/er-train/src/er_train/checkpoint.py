@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from er_core import ErError, atomic_path
 from torch import nn
+
+if TYPE_CHECKING:
+    from er_models import NetworkSpec
 
 
 def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -111,3 +114,35 @@ def load_checkpoint(
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([tensors[k] for k in cuda])
     return meta
+
+
+NETWORK_KEY = "er.network"  # checkpoint metadata: the resolved network, as JSON
+
+
+def check_resumable(path: Path, spec: NetworkSpec) -> None:
+    """A checkpoint to resume must be of this network: same input widths, same parts."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ErError(
+            "no checkpoint to resume", at=str(path), hint="name a run folder er-train wrote"
+        )
+    with safe_open(str(path), framework="pt") as f:
+        saved = json.loads((f.metadata() or {}).get(NETWORK_KEY, "{}"))
+    want = spec.to_dict()
+    for m in sorted(set(saved.get("dims", {})) | set(want["dims"])):
+        a, b = saved.get("dims", {}).get(m), want["dims"].get(m)
+        if a != b:
+            raise ErError(
+                f"the checkpoint was trained on {m} features of width {a or 'none'}, "
+                f"the input's are {b or 'none'}",
+                at=str(path),
+                hint="resume with the features the run was trained on (same encoders)",
+            )
+    for key in ("tasks", "model", "fusion", "context", "head"):
+        if saved.get(key) != want[key]:
+            raise ErError(
+                f"the checkpoint's {key} differs from the config's: {saved.get(key)} vs {want[key]}",
+                at=str(path),
+                hint="resume with the config the run was trained with",
+            )

@@ -7,9 +7,14 @@ er-eval computes the full set (per-class scores, confusion matrices, CH-SIMS acc
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from er_core import ErError, accuracy, macro_f1, weighted_f1
+
+if TYPE_CHECKING:
+    from er_train.data import Data
 
 LOWER_IS_BETTER = ("mae", "mse", "loss")
 
@@ -50,3 +55,25 @@ def selection(select: str, main: str, regression: bool, known: list[str]) -> tup
 
 def better(score: float, best: float | None, higher: bool) -> bool:
     return best is None or (score > best if higher else score < best)
+
+
+def split_metrics(
+    data: Data, rows: torch.Tensor, outputs: dict[str, torch.Tensor]
+) -> dict[str, float]:
+    """Every metric of every task on one split's outputs (rows: the table rows predicted)."""
+    out: dict[str, float] = {}
+    for name, o in outputs.items():
+        t = data.tasks[name]
+        out |= task_metrics(name, t.spec.classes, o, t.target[rows].cpu())
+    return out
+
+
+def metric_names(data: Data) -> list[str]:
+    """The names `split_metrics` gives for this data's tasks."""
+    names = []
+    for n, t in data.tasks.items():
+        kinds = (
+            ("mae", "mse", "corr") if t.spec.regression else ("accuracy", "weighted_f1", "macro_f1")
+        )
+        names += [f"{n}/{k}" for k in kinds]
+    return names

@@ -12,7 +12,6 @@ Order of events, and why:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,21 +21,15 @@ import msgspec
 import torch
 from er_core import (
     EpochRecord,
-    ErError,
-    FileRef,
     RunManifest,
     UsageError,
     canonical_json,
     content_id,
     info,
-    sha256_file,
     to_dict,
-    write_bytes_atomic,
 )
 from er_models import (
-    NetworkSpec,
     build_model,
-    count_params,
     create,
     modality_tag,
     parse_modalities,
@@ -45,15 +38,19 @@ from er_models import (
 )
 from er_models.losses import REGRESSION
 
-from er_train import __version__
-from er_train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from er_train.checkpoint import (
+    NETWORK_KEY,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
+    save_weights,
+)
 from er_train.config import TrainConfig
 from er_train.data import Data, load_data
+from er_train.finish import finish
 from er_train.loop import Setup, eval_loss, predict, train_epoch
-from er_train.predictions import write_predictions
 from er_train.runs import RunState, conflict, finished, root_of, run_dir
-from er_train.scoring import better, selection, task_metrics
-from er_train.store import put
+from er_train.scoring import better, metric_names, selection, split_metrics
 
 CODE_VERSION = 1
 _state_dec = msgspec.json.Decoder(RunState)
@@ -77,38 +74,6 @@ def check_device(device: str, precision: str) -> torch.device:
     return torch.device(device)
 
 
-NETWORK_KEY = "er.network"
-
-
-def check_resumable(path: Path, spec: NetworkSpec) -> None:
-    """A checkpoint to resume must be of this network: same input widths, same parts."""
-    from safetensors import safe_open
-
-    if not path.is_file():
-        raise ErError(
-            "no checkpoint to resume", at=str(path), hint="name a run folder er-train wrote"
-        )
-    with safe_open(str(path), framework="pt") as f:
-        saved = json.loads((f.metadata() or {}).get(NETWORK_KEY, "{}"))
-    want = spec.to_dict()
-    for m in sorted(set(saved.get("dims", {})) | set(want["dims"])):
-        a, b = saved.get("dims", {}).get(m), want["dims"].get(m)
-        if a != b:
-            raise ErError(
-                f"the checkpoint was trained on {m} features of width {a or 'none'}, "
-                f"the input's are {b or 'none'}",
-                at=str(path),
-                hint="resume with the features the run was trained on (same encoders)",
-            )
-    for key in ("tasks", "model", "fusion", "context", "head"):
-        if saved.get(key) != want[key]:
-            raise ErError(
-                f"the checkpoint's {key} differs from the config's: {saved.get(key)} vs {want[key]}",
-                at=str(path),
-                hint="resume with the config the run was trained with",
-            )
-
-
 def _losses(
     cfg: TrainConfig, data: Data, origins: Mapping[str, str]
 ) -> tuple[dict, dict[str, Any]]:
@@ -125,14 +90,6 @@ def _losses(
         out[name] = create(r, task.spec, data.class_counts(name))
         resolved[name] = r.to_dict()
     return out, resolved
-
-
-def _metrics(data: Data, rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, o in outputs.items():
-        t = data.tasks[name]
-        out |= task_metrics(name, t.spec.classes, o, t.target[rows].cpu())
-    return out
 
 
 def train(
@@ -192,7 +149,7 @@ def train(
         info(f"er-train: finished run found, nothing to do: {folder}")
         return done
 
-    sel_known = [*_metrics_names(data), *[f"{n}/loss" for n in data.tasks]]
+    sel_known = [*metric_names(data), f"{data.main}/loss"]
     select, higher = selection(
         cfg.train.select, data.main, data.tasks[data.main].spec.regression, sel_known
     )
@@ -267,7 +224,7 @@ def train(
         t0 = time.perf_counter()
         train_epoch(s, groups["train"], state, checkpoint, tr.checkpoint_every)
         rows, outputs = predict(s, groups["dev"], tr.eval_batch_size)
-        dev_metrics = _metrics(data, rows, outputs)
+        dev_metrics = split_metrics(data, rows, outputs)
         dev_metrics |= {f"{data.main}/loss": eval_loss(s, rows, outputs)}
         score = dev_metrics[select]
         record = EpochRecord(
@@ -297,77 +254,4 @@ def train(
             )
     # a resumed folder may have moved: its weights go to the store of the root it is in now
     root = root_of(folder) if resume is not None else Path(cfg.run.root)
-    return _finish(s, cfg, spec, folder, root, state, resolved, select, device)
-
-
-def _metrics_names(data: Data) -> list[str]:
-    names = []
-    for n, t in data.tasks.items():
-        kinds = (
-            ("mae", "mse", "corr") if t.spec.regression else ("accuracy", "weighted_f1", "macro_f1")
-        )
-        names += [f"{n}/{k}" for k in kinds]
-    return names
-
-
-def _finish(
-    s: Setup,
-    cfg: TrainConfig,
-    spec: NetworkSpec,
-    folder: Path,
-    root: Path,
-    state: RunState,
-    resolved: dict[str, Any],
-    select: str,
-    device: str,
-) -> RunManifest:
-    """Load the selected weights, read dev and test once, store the weights, write run.json."""
-    data = s.data
-    best, linked = folder / "best.safetensors", folder / "weights.safetensors"
-    # a run killed after storing its weights but before run.json has only the link left
-    load_weights(best if best.is_file() else linked, s.model)
-    groups = data.dialogues if spec.context.kind != "none" else data.singles
-    preds, results = {}, {}
-    for split in ("dev", "test"):
-        if groups[split].size == 0:
-            info(f"warning: the {split} split is empty; no {split} metrics")
-            continue
-        rows, outputs = predict(s, groups[split], cfg.train.eval_batch_size)
-        results[split] = _metrics(data, rows, outputs)
-        preds[split] = write_predictions(
-            folder / f"{split}.safetensors", split, data, rows.cpu(), outputs
-        )
-    if best.is_file():
-        put(root, best, linked)
-    weights = FileRef(
-        path=str(linked.absolute()), sha256=sha256_file(linked), bytes=linked.stat().st_size
-    )
-    manifest = RunManifest(
-        id=state.run_id,
-        tool=f"er-train {__version__}",
-        dataset=data.dataset.id,
-        dataset_name=data.dataset.dataset,
-        task=data.main,
-        tasks=list(data.tasks),
-        modalities=data.modalities,
-        features={m: f.id for m, f in data.features.items()},
-        encoders={m: f.encoder for m, f in data.features.items()},
-        encoder_keys={m: f.cache_key for m, f in data.features.items()},
-        dims=data.dims,
-        config=resolved,
-        network_hash=spec.hash,
-        params=count_params(s.model)["total"],
-        seed=cfg.seed,
-        run_dir=str(folder.resolve()),
-        select=select,
-        best_epoch=state.best_epoch,
-        epochs=state.history,
-        dev=results.get("dev", {}),
-        test=results.get("test", {}),
-        predictions=preds,
-        weights=weights,
-        device=device,
-        seconds=state.seconds,
-    )
-    write_bytes_atomic(folder / "run.json", msgspec.json.encode(manifest))
-    return manifest
+    return finish(s, cfg, spec, folder, root, state, resolved, select, device)
