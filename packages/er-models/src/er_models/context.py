@@ -54,7 +54,9 @@ class NoContext(nn.Module):
         super().__init__()
         self.out_dim = inputs.in_dim
 
-    def forward(self, h: torch.Tensor, layout: torch.Tensor, speakers: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, h: torch.Tensor, layout: torch.Tensor, speakers: torch.Tensor
+    ) -> torch.Tensor:
         return h
 
 

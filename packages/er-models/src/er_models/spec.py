@@ -122,7 +122,7 @@ def modality_tag(modalities: list[str]) -> str:
 
 
 def parse_modalities(tag: str) -> list[str]:
-    """"T+A+V" (or "text+audio") -> ["text", "audio", "video"]; an error names a bad letter."""
+    """`T+A+V` (or `text+audio`) -> ["text", "audio", "video"]; an error names a bad letter."""
     full = {v: k for k, v in SHORT.items()} | {m: m for m in MODALITIES}
     out = []
     for part in tag.replace(",", "+").split("+"):
