@@ -35,8 +35,10 @@ def test_same_seed_same_weights(case, tmp_path, toy, train_run):
     assert a.weights.sha256 == b.weights.sha256
     assert history(a) == history(b)
     assert (a.dev, a.test, a.best_epoch) == (b.dev, b.test, b.best_epoch)
-    # prediction files are compared by content: their bytes are not reproducible, because
-    # safetensors writes metadata keys (er.ids, er.split, er.classes) in a random order
+    # prediction files are identical byte for byte (one metadata key, canonical JSON)
+    assert {k: v.sha256 for k, v in a.predictions.items()} == {
+        k: v.sha256 for k, v in b.predictions.items()
+    }
     for split in ("dev", "test"):
         (ta, ma), (tb, mb) = predictions(a, split), predictions(b, split)
         assert ma == mb and ta.keys() == tb.keys()

@@ -185,9 +185,11 @@ def test_prediction_files(trained, toy, split):
     ref = m.predictions[split]
     assert ref.sha256 == sha256_file(Path(ref.path)) and ref.bytes == Path(ref.path).stat().st_size
     tensors, meta = read_predictions(ref.path)
-    ids = json.loads(meta["er.ids"])
-    assert meta["er.split"] == split
-    assert json.loads(meta["er.classes"]) == {"emotion": ["neutral", "happy", "sad", "angry"]}
+    ids = json.loads(meta["er.predictions"])["ids"]
+    assert json.loads(meta["er.predictions"])["split"] == split
+    assert json.loads(meta["er.predictions"])["classes"] == {
+        "emotion": ["neutral", "happy", "sad", "angry"]
+    }
     assert len(ids) == len(set(ids)) and set(ids) == set(toy.split_ids(split))
     probs, label = tensors["emotion.probs"], tensors["emotion.label"]
     assert probs.shape == (len(ids), 4) and probs.dtype == np.float32
@@ -279,11 +281,15 @@ def test_multi_task_head(tmp_path, toy, train_run):
     assert m.test["sentiment/accuracy"] > 0.6  # chance about 0.33
     assert "/toy--emotion/" in m.run_dir  # the main task names the folder
     tensors, meta = read_predictions(m.predictions["test"].path)
-    ids = json.loads(meta["er.ids"])
+    ids = json.loads(meta["er.predictions"])["ids"]
     assert tensors["sentiment.probs"].shape == (len(ids), 3)
     truth = dict(zip(toy.table["id"], toy.table["sentiment"], strict=True))
     assert tensors["sentiment.label"].tolist() == [truth[u] for u in ids]
-    assert json.loads(meta["er.classes"])["sentiment"] == ["negative", "neutral", "positive"]
+    assert json.loads(meta["er.predictions"])["classes"]["sentiment"] == [
+        "negative",
+        "neutral",
+        "positive",
+    ]
 
 
 def test_patience_stops_early(tmp_path, toy, train_run):
@@ -314,13 +320,13 @@ def test_regression_task_selects_on_the_lowest_dev_error(tmp_path, toy, train_ru
     assert m.test["arousal/corr"] > 0.5 and m.test["arousal/mae"] < 0.3  # the target spans 0..0.9
     assert "/toy--arousal/F--b8--mse/" in m.run_dir
     tensors, meta = read_predictions(m.predictions["test"].path)
-    ids = json.loads(meta["er.ids"])
+    ids = json.loads(meta["er.predictions"])["ids"]
     truth = dict(zip(toy.table["id"], toy.table["arousal"], strict=True))
     assert tensors["arousal.pred"].shape == (len(ids),)
     assert np.allclose(tensors["arousal.label"], [truth[u] for u in ids])
     mae = float(np.abs(tensors["arousal.pred"] - tensors["arousal.label"]).mean())
     assert mae == pytest.approx(m.test["arousal/mae"], rel=1e-5)
-    assert json.loads(meta["er.classes"])["arousal"] == []
+    assert json.loads(meta["er.predictions"])["classes"]["arousal"] == []
 
 
 def test_fallback_rows_count_as_missing(tmp_path, toy, train_run):
@@ -390,7 +396,7 @@ def test_context_models_train_end_to_end(kind, tmp_path, toy, train_run):
     assert m.test["emotion/accuracy"] > 0.6
     for split in ("dev", "test"):
         _, meta = read_predictions(m.predictions[split].path)
-        assert sorted(json.loads(meta["er.ids"])) == sorted(toy.split_ids(split))
+        assert sorted(json.loads(meta["er.predictions"])["ids"]) == sorted(toy.split_ids(split))
 
 
 def test_dialogue_batches_keep_their_turns_together(toy):

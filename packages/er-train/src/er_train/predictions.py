@@ -1,21 +1,24 @@
 """Per-utterance predictions of one split, as SafeTensors next to the run.
 
 Tensors: `<task>.probs` (n, C) softmax probabilities and `<task>.label` (n,) the true class, or
-for regression `<task>.pred` (n,) and `<task>.label` (n,). Metadata: `er.ids` (JSON list of the
-utterance ids, row for row), `er.split`, `er.classes` (JSON: task -> class names, [] for
-regression). er-eval reads these files without torch.
+for regression `<task>.pred` (n,) and `<task>.label` (n,). Metadata: one key, `er.predictions`,
+holding canonical JSON {"ids": the utterance ids row for row, "split", "classes": task -> class
+names ([] for regression)}. One key, because safetensors writes several metadata keys in a
+random order, and identical predictions must give identical bytes. er-eval reads these files
+without torch.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from er_core import FileRef, write_tensors
+from er_core import FileRef, canonical_json, write_tensors
 
 from er_train.data import Data
+
+META_KEY = "er.predictions"
 
 
 def write_predictions(
@@ -30,9 +33,9 @@ def write_predictions(
         else:
             tensors[f"{name}.probs"] = torch.softmax(out.float(), dim=-1).numpy()
         tensors[f"{name}.label"] = label
-    meta = {
-        "er.ids": json.dumps([data.ids[i] for i in rows.tolist()]),
-        "er.split": split,
-        "er.classes": json.dumps({n: t.class_names for n, t in data.tasks.items()}),
+    info = {
+        "ids": [data.ids[i] for i in rows.tolist()],
+        "split": split,
+        "classes": {n: t.class_names for n, t in data.tasks.items()},
     }
-    return write_tensors(path, tensors, metadata=meta)
+    return write_tensors(path, tensors, metadata={META_KEY: canonical_json(info).decode()})
