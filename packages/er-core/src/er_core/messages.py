@@ -120,6 +120,7 @@ class RunManifest(Message, frozen=True, kw_only=True, tag="run"):
     dataset_name: str = ""
     task: str = ""  # the main task (selection and the folder name)
     tasks: list[str] = []
+    classes: dict[str, list[str]] = {}  # task -> class names ([] for regression)
     modalities: list[str] = []
     features: dict[str, str] = {}  # modality -> FeatureManifest id
     encoders: dict[str, str] = {}  # modality -> encoder as named in its FeatureManifest
@@ -142,11 +143,61 @@ class RunManifest(Message, frozen=True, kw_only=True, tag="run"):
     seconds: float = 0.0
 
 
+class TaskScores(msgspec.Struct, frozen=True, kw_only=True):
+    """Scores of one task on one split.
+
+    Classification: `metrics` has accuracy, weighted_f1, macro_f1; `per_class` maps each class
+    name to its precision, recall, f1 and support; `confusion[i][j]` counts utterances of TRUE
+    class i predicted as class j. Regression: `metrics` has the regression scores (see
+    er-eval's README for their definitions) and `per_class`/`confusion` are empty.
+    """
+
+    task: str
+    type: Literal["classification", "regression"]
+    classes: list[str] = []
+    n: int = 0
+    scale: str = ""  # regression bins: "sims" ([-1, 1]) or "mosi" ([-3, 3]); "" otherwise
+    metrics: dict[str, float] = {}
+    per_class: dict[str, dict[str, float]] = {}
+    confusion: list[list[int]] = []
+
+
+class EvalManifest(Message, frozen=True, kw_only=True, tag="eval"):
+    """The scores of one run's predictions; written by `er-eval score`.
+
+    `scores` maps a split ("dev", "test") to task -> TaskScores, computed from the run's
+    prediction files (named with their sha256 in `predictions`).
+    """
+
+    run: str  # id of the RunManifest scored
+    run_dir: str = ""
+    dataset: str = ""
+    scores: dict[str, dict[str, TaskScores]] = {}
+    predictions: dict[str, FileRef] = {}
+
+
+class PredictionManifest(Message, frozen=True, kw_only=True, tag="predictions"):
+    """Per-utterance predictions of a trained run on a dataset; written by `er-eval predict`.
+
+    `table` is a Parquet file: `id`, `split`, then per task `<task>` (predicted class name, or value)
+    and `<task>.p.<class>` (probabilities), in the dataset table's order.
+    """
+
+    run: str  # id of the RunManifest whose weights predicted
+    dataset: str  # id of the DatasetManifest predicted on
+    features: dict[str, str] = {}  # modality -> FeatureManifest id
+    tasks: list[str] = []
+    count: int = 0
+    table: FileRef
+
+
 # Every kind this version knows; later tools add theirs here.
-AnyMessage = DatasetManifest | FeatureManifest | RunManifest
+AnyMessage = DatasetManifest | FeatureManifest | RunManifest | EvalManifest | PredictionManifest
 
 KINDS: dict[str, type[Message]] = {
     "dataset": DatasetManifest,
     "features": FeatureManifest,
     "run": RunManifest,
+    "eval": EvalManifest,
+    "predictions": PredictionManifest,
 }
