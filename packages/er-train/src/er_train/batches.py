@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from er_models.layout import make_layout
 
 from er_train.data import Split
 
@@ -26,20 +27,7 @@ class Batch:
 def make_batch(
     split: Split, groups: np.ndarray, speakers: torch.Tensor, max_speakers: int
 ) -> Batch:
-    starts, lengths = split.start[groups], split.length[groups]
-    # rows of each group, concatenated: offsets within each group added to its start
-    n = int(lengths.sum())
-    group_of = np.repeat(np.arange(groups.size), lengths)  # (N,)
-    offset = np.arange(n) - np.repeat(np.cumsum(lengths) - lengths, lengths)  # (N,) turn index
-    rows = torch.from_numpy(split.rows[starts[group_of] + offset])
-    t = int(lengths.max())
-    layout = torch.full((groups.size, t), -1, dtype=torch.long)
-    layout[torch.from_numpy(group_of), torch.from_numpy(offset)] = torch.arange(n)
-    spk = torch.zeros((groups.size, t), dtype=torch.long)
-    spk[torch.from_numpy(group_of), torch.from_numpy(offset)] = speakers[rows].clamp(
-        max=max_speakers - 1
-    )
-    return Batch(rows, layout, spk)
+    return Batch(*make_layout(split, groups, speakers, max_speakers))
 
 
 def epoch_order(split: Split, seed: int, epoch: int) -> np.ndarray:

@@ -58,16 +58,15 @@ def save_checkpoint(
 
 
 def _check_shapes(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in tensors.items()}
-    for key in sorted(want.keys() | got.keys()):
-        if want.get(key) != got.get(key):
-            raise ErError(
-                f"checkpoint does not fit this network: '{key}' is {got.get(key, 'absent')} "
-                f"there and {want.get(key, 'absent')} here",
-                at=str(path),
-                hint="the features' widths or the network config differ from the run that saved it",
-            )
+    from er_models.weights import check_state
+
+    check_state(
+        model,
+        tensors,
+        str(path),
+        "checkpoint does not fit this network",
+        "the features' widths or the network config differ from the run that saved it",
+    )
 
 
 def load_weights(path: Path, model: nn.Module) -> dict[str, str]:

@@ -24,6 +24,7 @@ from er_core import (
 )
 from er_core.features import check_file
 from er_models import TaskSpec, modality_tag
+from er_models.layout import Groups, groups_by_split, single_groups, speaker_slots
 from er_models.spec import MODALITIES
 
 SPLITS = ("train", "dev", "test")
@@ -37,22 +38,9 @@ class Task:
     target: torch.Tensor  # (n,) long class index, or float32 value for regression
 
 
-@dataclass
-class Split:
-    """One split's utterances grouped for batching: group g holds rows
-    `rows[start[g] : start[g] + length[g]]`, in turn order."""
-
-    rows: np.ndarray  # (n_split,) int64 row indices into the tables, grouped
-    start: np.ndarray  # (G,)
-    length: np.ndarray  # (G,)
-
-    @property
-    def groups(self) -> int:
-        return int(self.start.size)
-
-    @property
-    def size(self) -> int:
-        return int(self.rows.size)
+# One split's utterances grouped for batching: group g holds rows
+# `rows[start[g] : start[g] + length[g]]`, in turn order (er_models.layout.Groups).
+Split = Groups
 
 
 @dataclass
@@ -140,32 +128,12 @@ def _tasks(ds: DatasetManifest, table: pl.DataFrame, names: list[str]) -> dict[s
 
 
 def _groups(table: pl.DataFrame) -> tuple[dict[str, Split], dict[str, Split], np.ndarray]:
-    """Per split: dialogues (turn order) and single utterances; and dialogue-local speaker slots."""
-    frame = table.select("split", "dialogue", "turn", "speaker").with_row_index("row")
-    frame = frame.with_columns(
-        pl.col("row").min().over("dialogue").alias("first")  # dialogues in order of appearance
-    ).sort("first", "turn", "row")
-    # speaker slot: order of first appearance within the dialogue
-    firsts = frame.group_by("dialogue", "speaker", maintain_order=True).agg(pl.len())
-    slot = firsts.with_columns(pl.int_range(pl.len()).over("dialogue").alias("slot"))
-    frame = frame.join(
-        slot.select("dialogue", "speaker", "slot"), on=["dialogue", "speaker"], how="left"
-    )
-    frame = frame.sort("first", "turn", "row")
-    speakers = np.zeros(table.height, np.int64)
-    speakers[frame["row"].to_numpy()] = frame["slot"].to_numpy()
-    dialogues, singles = {}, {}
-    for split in SPLITS:
-        part = frame.filter(pl.col("split") == split)
-        rows = part["row"].to_numpy().astype(np.int64)
-        lengths = (
-            part.group_by("first", maintain_order=True).len()["len"].to_numpy().astype(np.int64)
-        )
-        starts = (np.cumsum(lengths) - lengths).astype(np.int64)  # (G,); empty split: (0,)
-        dialogues[split] = Split(rows, starts, lengths)
-        singles[split] = Split(
-            rows, np.arange(rows.size, dtype=np.int64), np.ones(rows.size, np.int64)
-        )
+    """Per split: dialogues (turn order) and single utterances; and dialogue-local speaker slots
+    (er_models.layout does the grouping, so er-eval's predict batches exactly as training did)."""
+    dialogue, turn = table["dialogue"].to_numpy(), table["turn"].to_numpy()
+    speakers = speaker_slots(dialogue, turn, table["speaker"].to_numpy())
+    dialogues = groups_by_split(dialogue, turn, table["split"].to_numpy(), SPLITS)
+    singles = {split: single_groups(d.rows) for split, d in dialogues.items()}
     return dialogues, singles, speakers
 
 

@@ -59,6 +59,7 @@ def finish(
         dataset_name=data.dataset.dataset,
         task=data.main,
         tasks=list(data.tasks),
+        classes={n: t.class_names for n, t in data.tasks.items()},
         modalities=data.modalities,
         features={m: f.id for m, f in data.features.items()},
         encoders={m: f.encoder for m, f in data.features.items()},
