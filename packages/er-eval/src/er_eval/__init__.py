@@ -1,0 +1,41 @@
+"""er-eval: metrics, multi-seed tables, paired bootstrap, plots, reports and predictions.
+
+Public names load lazily: `import er_eval` pulls in neither matplotlib, polars nor (for
+`predict`, the one part that needs it) torch until a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> the module that defines it
+_LAZY = {
+    "read_runs": "er_eval.runs",
+    "load_predictions": "er_eval.runs",
+    "score_run": "er_eval.score",
+    "regression_metrics": "er_eval.regression",
+    "summarise": "er_eval.table",
+    "render": "er_eval.table",
+    "compare_runs": "er_eval.compare",
+    "plot_confusion": "er_eval.plots",
+    "plot_curves": "er_eval.plots",
+    "plot_ablation": "er_eval.plots",
+    "write_report": "er_eval.report",
+    "predict": "er_eval.predict",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'er_eval' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

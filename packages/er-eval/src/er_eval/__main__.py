@@ -1,0 +1,3 @@
+from er_eval.cli import main
+
+main()

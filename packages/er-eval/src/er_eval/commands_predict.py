@@ -1,0 +1,57 @@
+"""`er-eval predict`: a thin command over er_eval.predict (torch is imported only when it runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from er_eval.app import app
+
+
+@app.command()
+def predict(
+    inputs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The dataset and its features: NDJSON streams or .safetensors; '-' or none: stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    run: Annotated[
+        str,
+        typer.Option(
+            "--run", help="The trained run: its folder, or its run.json.", show_default=False
+        ),
+    ] = ...,  # type: ignore[assignment]
+    out: Annotated[
+        Path, typer.Option("--out", help="Output root; predictions go to OUT/er-eval/<id>/.")
+    ] = Path("er-out"),
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            help="Dialogues per forward pass (utterances for a run without a context model). "
+            "Default: the run's train.eval_batch_size.",
+        ),
+    ] = None,
+) -> None:
+    """Apply a trained run to a dataset: rebuild its network, check its weights, predict every
+    utterance (all splits); pass the stream on and append a PredictionManifest. The stream needs
+    the run's modalities' features from the run's encoders (same cache key and width).
+
+    Example: er-data prepare table --root new/ -c new.toml | er-features extract -m text -e minilm
+    | er-eval predict --run runs/default/meld--emotion/F--b16--ce/T-concat/0123abcd4567--0
+    """
+    from er_core import read_stream, write_stream
+
+    from er_eval.predict import check_device
+    from er_eval.predict import predict as run_predict
+
+    check_device(device)
+    envelopes = read_stream(inputs or [])
+    manifest = run_predict(envelopes, run, out=out, device=device, batch_size=batch_size)
+    write_stream(envelopes, [manifest])

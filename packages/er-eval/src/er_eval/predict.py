@@ -1,0 +1,238 @@
+"""`er-eval predict`: a trained run applied to a dataset -> per-utterance predictions (Parquet).
+
+The network is rebuilt from the run's resolved config with er-models (and must hash to the run's
+`network_hash`), its weights file is checked against the run's sha256, and every utterance of
+the table (all splits) is predicted in the batches training used: with a context model, each
+split's dialogues in turn order (er_models.layout, as er-train groups them), so predicting a
+run's own test split reproduces its test predictions; without, single utterances.
+
+The input stream must hold, for each of the run's modalities, features from the run's encoder
+(the FeatureManifest's `cache_key` equals the run's `encoder_keys[modality]`) at the run's width,
+made for the stream's dataset. torch and er-models are imported only when the model runs.
+
+Output: `<out>/er-eval/<id[:12]>/predictions.parquet`, id = content id of (run, dataset,
+features), so re-running identical inputs reuses the file. Columns: `id`, `split`, then per task
+`<task>` (predicted class name, or the value) and `<task>.p.<class>` (probabilities, float32),
+in the table's row order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+from er_core import (
+    DatasetManifest,
+    Envelope,
+    ErError,
+    FeatureManifest,
+    FileRef,
+    PredictionManifest,
+    RunManifest,
+    UsageError,
+    aligned_features,
+    atomic_path,
+    content_id,
+    find,
+    info,
+    output_dir,
+    sha256_file,
+    warn,
+)
+from er_core.features import check_file
+
+from er_eval import __version__
+
+TOOL = f"er-eval {__version__}"
+PREDICTIONS_KEY = "er.predictions"  # er-train's prediction file metadata (its classes)
+_run_decoder = msgspec.json.Decoder(RunManifest)
+
+
+def load_run(path: str | Path) -> tuple[RunManifest, Path]:
+    """The finished run a folder (or its run.json) holds, and the folder it is in now."""
+    p = Path(path)
+    file = p / "run.json" if p.is_dir() else p
+    hint = (
+        "name a finished er-train run folder (run.json is written when it finishes) or its run.json"
+    )
+    if not file.is_file():
+        raise ErError("no run.json there", at=str(file), hint=hint)
+    try:
+        run = _run_decoder.decode(file.read_bytes())
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise ErError(f"not a run manifest ({e})", at=str(file), hint=hint) from None
+    if run.status != "complete" or run.weights is None:
+        raise ErError("the run has not finished (no weights)", at=str(file), hint=hint)
+    return run, file.resolve().parent
+
+
+def select_features(
+    envelopes: Sequence[Envelope], ds: DatasetManifest, run: RunManifest
+) -> dict[str, FeatureManifest]:
+    """modality -> the stream's FeatureManifest from the run's encoder (the last one made for
+    `ds` if there are several), at the run's width."""
+    found = [e.message for e in envelopes if isinstance(e.message, FeatureManifest)]
+    out = {}
+    for m in run.modalities:
+        mine = [f for f in found if f.modality == m]
+        key, enc = run.encoder_keys.get(m, ""), run.encoders.get(m, "?")
+        match = [f for f in mine if (f.cache_key == key if key else f.encoder == enc)]
+        if not match:
+            have = ", ".join(f"{f.encoder} (key {f.cache_key[:12] or 'none'})" for f in mine)
+            raise ErError(
+                f"no {m} features from the run's encoder in the input: the run used {enc} "
+                f"(key {key[:12] or 'none'}), the input has {have or 'no ' + m + ' features'}",
+                at="<input>",
+                hint=f"extract {m} features of this dataset with the same encoder config as the "
+                f"run (er-features extract --modality {m} --encoder {enc}, same --config/--set)",
+            )
+        fm = ([f for f in match if f.dataset == ds.id] or match)[-1]
+        if fm.dim != run.dims.get(m):
+            raise ErError(
+                f"{m} features ({fm.encoder}) are {fm.dim} wide, the run was trained on "
+                f"{run.dims.get(m)}",
+                at=fm.index.path,
+                hint=f"extract with the run's encoder config ({enc})",
+            )
+        out[m] = fm
+    return out
+
+
+def task_classes(run: RunManifest, folder: Path) -> dict[str, list[str]]:
+    """task -> class names ([] for regression), in the run's task order. A run.json older than
+    RunManifest.classes: read from its prediction files' metadata."""
+    tasks = run.tasks or [run.task]
+    classes = dict(run.classes)
+    for ref in run.predictions.values():
+        if all(t in classes for t in tasks):
+            break
+        p = folder / Path(ref.path).name
+        if p.is_file():
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="numpy") as f:
+                meta = json.loads((f.metadata() or {}).get(PREDICTIONS_KEY, "{}"))
+            classes = {**meta.get("classes", {}), **classes}
+    lacking = [t for t in tasks if t not in classes]
+    if lacking:
+        raise ErError(
+            f"the run does not name the classes of task {lacking[0]}",
+            at=str(folder / "run.json"),
+            hint="re-run er-train (its run.json then lists each task's classes)",
+        )
+    return {t: list(classes[t]) for t in tasks}
+
+
+def _features(fm: FeatureManifest, ds: DatasetManifest, ids: list[str]) -> tuple[np.ndarray, ...]:
+    fs = aligned_features(fm, ds, ids)
+    bad = ~np.isfinite(fs.features).all(axis=1)
+    if bad.any():
+        raise ErError(
+            f"{fm.modality} features ({fm.encoder}) hold NaN or inf in {int(bad.sum())} rows "
+            f"(first: {ids[int(np.argmax(bad))]})",
+            at=fm.index.path,
+            hint="re-extract the features; an importer or encoder wrote non-finite values",
+        )
+    return fs.features, fs.flags == 0
+
+
+def prediction_id(run: RunManifest, ds: DatasetManifest, feats: dict[str, FeatureManifest]) -> str:
+    return content_id(
+        {"run": run.id, "dataset": ds.id, "features": {m: f.id for m, f in feats.items()}}
+    )
+
+
+def predict(
+    envelopes: Sequence[Envelope],
+    run_path: str | Path,
+    *,
+    out: str | Path = "er-out",
+    device: str = "cpu",
+    batch_size: int | None = None,
+) -> PredictionManifest:
+    """Predict every utterance of the stream's dataset with the run at `run_path` (module doc)."""
+    run, folder = load_run(run_path)
+    ds = find(envelopes, DatasetManifest)
+    manifests = select_features(envelopes, ds, run)
+    classes = task_classes(run, folder)
+    cid = prediction_id(run, ds, manifests)
+    path = Path(output_dir(str(out), "er-eval", cid)) / "predictions.parquet"
+    table = pl.read_parquet(check_file(ds.table, "utterance table"))
+    ids = table["id"].to_list()
+    if not _reusable(path, ids):
+        feats, present = {}, []
+        for m, fm in manifests.items():
+            feats[m], here = _features(fm, ds, ids)
+            present.append(here)
+        from er_eval.predict_model import run_model
+
+        size = batch_size or int(run.config.get("train", {}).get("eval_batch_size", 256))
+        outputs = run_model(run, folder, classes, table, feats, np.stack(present, 1), size, device)
+        frame = _frame(table, classes, outputs)
+        with atomic_path(path) as tmp:
+            frame.write_parquet(tmp)
+        info(f"er-eval predict: {len(ids)} utterances of {ds.dataset} -> {path}")
+    else:
+        info(f"er-eval predict: same inputs, reusing {path}")
+    p = path.resolve()
+    return PredictionManifest(
+        id=cid,
+        tool=TOOL,
+        run=run.id,
+        dataset=ds.id,
+        features={m: f.id for m, f in manifests.items()},
+        tasks=list(classes),
+        count=len(ids),
+        table=FileRef(path=str(p), sha256=sha256_file(p), bytes=p.stat().st_size),
+    )
+
+
+def _reusable(path: Path, ids: list[str]) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        same = pl.read_parquet(path, columns=["id"])["id"].to_list() == ids
+    except Exception:  # polars raises several types for a damaged file
+        same = False
+    if not same:
+        warn(f"{path} does not hold these predictions; writing it again")
+    return same
+
+
+def _frame(
+    table: pl.DataFrame, classes: dict[str, list[str]], outputs: dict[str, np.ndarray]
+) -> pl.DataFrame:
+    cols: dict[str, Any] = {"id": table["id"], "split": table["split"]}
+    for task, names in classes.items():
+        o = outputs[task]
+        if not names:
+            cols[task] = pl.Series(task, o, pl.Float32)
+            continue
+        cols[task] = pl.Series(task, np.asarray(names, dtype=object)[o.argmax(1)], pl.String)
+        for j, name in enumerate(names):
+            cols[f"{task}.p.{name}"] = pl.Series(o[:, j], dtype=pl.Float32)
+    return pl.DataFrame(cols)
+
+
+def check_device(device: str) -> None:
+    """--device is cpu, cuda or cuda:N, and CUDA is there if named (a usage error otherwise)."""
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UsageError(
+            f"unknown --device '{device}'", at="--device", hint="use cpu, cuda or cuda:N"
+        )
+    if device.startswith("cuda"):
+        try:
+            import torch
+        except ImportError:
+            return  # predict itself says what to install
+        if not torch.cuda.is_available():
+            raise UsageError(
+                "--device cuda, but torch sees no CUDA device",
+                at="--device",
+                hint="use --device cpu",
+            )

@@ -1,0 +1,147 @@
+"""The torch half of `er-eval predict`: rebuild a run's network with er-models, load its checked
+weights, and run it over a table in the batches er-train uses (er_models.layout).
+
+Imported only by `er_eval.predict.predict` when a model has to run: er-eval's other commands,
+and this module's importers, never need torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+from er_core import ErError, RunManifest, sha256_file, warn
+
+if TYPE_CHECKING:
+    from er_models import ERModel, NetworkSpec
+
+try:
+    import torch
+    from er_models import build_model, parse_network
+    from er_models.layout import Groups, groups_by_split, make_layout, single_groups, speaker_slots
+except ImportError as e:  # er-models is the `predict` extra of er-eval
+    raise ErError(
+        f"er-eval predict needs er-models and torch ({e})",
+        hint="install er-eval[predict] (uv sync --extra predict, or pip install 'er-eval[predict]')",
+    ) from None
+
+SECTIONS = ("model", "fusion", "context", "head")
+SPLITS = ("train", "dev", "test")
+
+
+def rebuild(run: RunManifest, classes: dict[str, list[str]], at: str) -> NetworkSpec:
+    """The run's network from its resolved config; its hash must be the run's network hash."""
+    sections = {k: run.config.get(k, {}) for k in SECTIONS if k in run.config}
+    spec = parse_network(sections, run.dims, {t: len(c) for t, c in classes.items()})
+    if spec.hash != run.network_hash:
+        raise ErError(
+            f"the run's config builds network {spec.hash[:12]} here, the run has "
+            f"{run.network_hash[:12]}: it was made by another er-models version",
+            at=at,
+            hint="predict with the er-models version that trained the run (see its `tool`), or "
+            "train again",
+        )
+    return spec
+
+
+def weights_path(run: RunManifest, folder: Path) -> Path:
+    """The run's weights file: beside run.json (a run folder that moved), else where it was."""
+    assert run.weights is not None
+    here = folder / Path(run.weights.path).name
+    return here if here.exists() else Path(run.weights.path)
+
+
+def load_weights(model: ERModel, run: RunManifest, folder: Path) -> None:
+    """Load the run's weights into `model` after checking the file's sha256 and every tensor."""
+    from safetensors.torch import load_file
+
+    assert run.weights is not None
+    path = weights_path(run, folder)
+    if not path.is_file():
+        raise ErError(
+            "the run's weights file is missing",
+            at=str(path),
+            hint="the runs folder lost its .store (weights live there, linked from the run)",
+        )
+    if sha256_file(path) != run.weights.sha256:
+        raise ErError(
+            "the weights file does not match the run's sha256",
+            at=str(path),
+            hint="the file changed after training; restore it, or train the run again",
+        )
+    from er_models.weights import load_state
+
+    load_state(
+        model,
+        load_file(str(path)),
+        str(path),
+        "the weights do not fit the rebuilt network",
+        "the run's weights and config disagree; train the run again",
+    )
+
+
+def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """The run's precision, as er-train's evaluation used it (fp16 needs CUDA: fp32 there)."""
+    if precision == "bf16" or (precision == "fp16" and device.type == "cuda"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype)
+    if precision == "fp16":
+        warn("the run evaluated in fp16, which needs CUDA: predicting in fp32 on the CPU")
+    return contextlib.nullcontext()
+
+
+def table_groups(table: pl.DataFrame, contextual: bool) -> list[Groups]:
+    """Every row of the table in batching groups: each split's dialogues (turn order) with a
+    context model, its single utterances without, split by split as er-train evaluates."""
+    splits = table["split"].to_list()
+    names = [*SPLITS, *sorted({s for s in splits if s not in SPLITS}, key=str)]
+    dialogue, turn = table["dialogue"].to_numpy(), table["turn"].to_numpy()
+    per_split = groups_by_split(dialogue, turn, splits, names)
+    out = [g if contextual else single_groups(g.rows) for g in per_split.values()]
+    assert sum(g.size for g in out) == table.height  # every utterance, once
+    return out
+
+
+@torch.no_grad()
+def run_model(
+    run: RunManifest,
+    folder: Path,
+    classes: dict[str, list[str]],
+    table: pl.DataFrame,
+    feats: dict[str, np.ndarray],
+    present: np.ndarray,
+    batch_size: int,
+    device: str,
+) -> dict[str, np.ndarray]:
+    """task -> (n, C) softmax probabilities, or (n,) values, for every row of `table`.
+
+    `feats` maps each of the run's modalities to (n, d) float32 in table order; `present` is
+    (n, M) bool in the same modality order (False: a fallback row)."""
+    spec = rebuild(run, classes, str(folder / "run.json"))
+    dev = torch.device(device)
+    model = build_model(spec)
+    load_weights(model, run, folder)
+    model.to(dev).eval()
+    x = {m: torch.from_numpy(np.ascontiguousarray(feats[m])).to(dev) for m in spec.modalities}
+    mask = torch.from_numpy(present).to(dev)
+    cols = [table[c].to_numpy() for c in ("dialogue", "turn", "speaker")]
+    slots = torch.from_numpy(speaker_slots(*cols))
+    precision = str(run.config.get("train", {}).get("precision", "fp32"))
+    n = table.height
+    out = {t: np.zeros((n, len(c)) if c else (n,), np.float32) for t, c in classes.items()}
+    for groups in table_groups(table, spec.context.kind != "none"):
+        for lo in range(0, groups.groups, batch_size):
+            picked = np.arange(lo, min(lo + batch_size, groups.groups))
+            rows, layout, speakers = make_layout(groups, picked, slots, spec.model.max_speakers)
+            r = rows.to(dev)
+            with _autocast(dev, precision):
+                o = model(
+                    {m: v[r] for m, v in x.items()}, mask[r], layout.to(dev), speakers.to(dev)
+                )
+            for task, names in classes.items():
+                y = o.outputs[task].float().cpu()
+                out[task][rows.numpy()] = (torch.softmax(y, dim=-1) if names else y).numpy()
+    return out
