@@ -3,8 +3,8 @@
 # the MELD layout, prepare its utterance table, check every clip decodes, show the class counts,
 # then extract text (MiniLM), audio (Whisper tiny.en) and video (face + mini-Xception) features
 # with the weights the registry packages installed, and train T, A, V and T+A+V (concat fusion,
-# configs/train/synth.toml), each selected on dev and tested once. Evaluation reports join with
-# er-eval.
+# configs/train/synth.toml, 3 seeds each), each selected on dev and tested once; then score them, print the
+# table, and write figures (ablation bars, learning curves, confusion matrices) and an HTML report.
 # Usage: bash tools/demo.sh            (inside the synced environment: uv run bash tools/demo.sh)
 #        ER_DEMO_DIR=/tmp/x bash tools/demo.sh
 set -euo pipefail
@@ -39,20 +39,21 @@ for line in open(sys.argv[1]):
 PY
 echo "messages: $dir/features.ndjson (dataset + 3 feature manifests)" >&2
 
-# Runs are content-addressed too: a second demo trains nothing.
+# Three seeds per modality set. Runs are content-addressed too: a second demo trains nothing.
 : > "$dir/runs.ndjson"
 for m in T A V T+A+V; do
-    er-train "$dir/features.ndjson" -c "$configs/train/synth.toml" -m "$m" --runs "$dir/runs" --quiet \
-        | tail -n 1 >> "$dir/runs.ndjson"
+    for seed in 0 1 2; do
+        er-train "$dir/features.ndjson" -c "$configs/train/synth.toml" -m "$m" --seed "$seed" \
+            --runs "$dir/runs" --quiet | tail -n 1 >> "$dir/runs.ndjson"
+    done
 done
 
-python - "$dir/runs.ndjson" <<'PY' >&2
-import json, sys
-print("modalities  test weighted-F1  test accuracy  best epoch  (synthetic data: not a result)")
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    t = r["test"]
-    print(f"{'+'.join(m[0].upper() for m in r['modalities']):<11} {100 * t['emotion/weighted_f1']:>16.1f}"
-          f" {100 * t['emotion/accuracy']:>14.1f} {r['best_epoch']:>11}")
-PY
-echo "runs: $dir/runs.ndjson (4 run manifests); run folders under $dir/runs" >&2
+# Scores, the table (mean ± std over the seeds), figures and a report.
+er-eval score "$dir/runs.ndjson" > "$dir/scored.ndjson"
+echo "test weighted-F1 by modalities (synthetic data: a demo, not a result):" >&2
+er-eval table "$dir/scored.ndjson" --by modalities >&2
+er-eval plot "$dir/scored.ndjson" --kind ablation --by modalities --out "$dir/plots" > /dev/null
+er-eval plot "$dir/scored.ndjson" --kind curves --out "$dir/plots" > /dev/null
+er-eval plot "$dir/scored.ndjson" --kind confusion --out "$dir/plots" > /dev/null
+er-eval report "$dir/scored.ndjson" --by modalities --out "$dir/report.html" > /dev/null
+echo "runs: $dir/runs.ndjson; figures: $dir/plots/; report: $dir/report.html" >&2

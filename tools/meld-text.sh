@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The real MELD text benchmark: frozen MiniLM and MPNet sentence features, each without dialogue
 # context and with a bidirectional GRU over the dialogue (configs/train/meld.toml), 5 seeds each,
-# every run selected on dev and tested once. Writes the mean ± std table into README.md between
-# the meld-text markers. Runs are content-addressed: a re-run only does what is missing.
+# every run selected on dev and tested once. Writes the mean ± std tables (er-eval table) into
+# README.md between the meld-text markers. Runs are content-addressed: a re-run only does what is missing.
 #
 # Usage: uv run bash tools/meld-text.sh [MELD_DIR]
 #   MELD_DIR holds train/dev/test_sent_emo.csv (default: $ER_SHARED_DATA/meld)
@@ -29,24 +29,19 @@ for enc in minilm mpnet-base; do
 done
 mv "$dir/runs.ndjson.tmp" "$dir/runs.ndjson"
 
-python - "$dir/runs.ndjson" README.md <<'PY'
-import json, statistics, sys
-runs = [json.loads(line) for line in open(sys.argv[1])]
-groups = {}
-for r in runs:
-    key = (r["encoders"]["text"], r["config"]["context"]["kind"])
-    groups.setdefault(key, []).append(r)
-rows = ["| encoder | context | test weighted-F1 | test accuracy | dev weighted-F1 | n | seeds |",
-        "|---|---|---|---|---|---|---|"]
-def ms(rs, split, metric):
-    v = [100 * r[split][f"emotion/{metric}"] for r in rs]
-    return f"{statistics.mean(v):.2f} ± {statistics.stdev(v) if len(v) > 1 else 0:.2f}"
-for (enc, ctx), rs in groups.items():
-    seeds = ",".join(str(r["seed"]) for r in sorted(rs, key=lambda r: r["seed"]))
-    rows.append(f"| {enc} | {ctx} | {ms(rs, 'test', 'weighted_f1')} | {ms(rs, 'test', 'accuracy')}"
-                f" | {ms(rs, 'dev', 'weighted_f1')} | {len(rs)} | {seeds} |")
-table = "\n".join(rows)
-print(table)
+# The tables: test weighted-F1 (the figure that counts), then dev (selection-biased).
+{
+    er-eval table "$dir/runs.ndjson" --by encoder,context --metric test/emotion/weighted_f1
+    echo
+    er-eval table "$dir/runs.ndjson" --by encoder,context --metric test/emotion/accuracy
+    echo
+    er-eval table "$dir/runs.ndjson" --by encoder,context --metric dev/emotion/weighted_f1
+} > "$dir/table.md"
+cat "$dir/table.md"
+
+python - "$dir/table.md" README.md <<'PY'
+import sys
+table = open(sys.argv[1]).read().strip()
 readme = open(sys.argv[2]).read()
 begin, end = "<!-- meld-text:begin -->", "<!-- meld-text:end -->"
 if begin in readme and end in readme:
