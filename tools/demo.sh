@@ -53,7 +53,7 @@ er-eval score "$dir/runs.ndjson" > "$dir/scored.ndjson"
 echo "test weighted-F1 by modalities (synthetic data: a demo, not a result):" >&2
 er-eval table "$dir/scored.ndjson" --by modalities >&2
 er-eval plot "$dir/scored.ndjson" --kind ablation --by modalities --out "$dir/plots" > /dev/null
-er-eval plot "$dir/scored.ndjson" --kind curves --out "$dir/plots" > /dev/null
+er-eval plot "$dir/scored.ndjson" --kind curves --by modalities --out "$dir/plots" > /dev/null
 er-eval plot "$dir/scored.ndjson" --kind confusion --out "$dir/plots" > /dev/null
 er-eval report "$dir/scored.ndjson" --by modalities --out "$dir/report.html" > /dev/null
 echo "runs: $dir/runs.ndjson; figures: $dir/plots/; report: $dir/report.html" >&2
