@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import subprocess
 import sys
@@ -51,19 +50,6 @@ def check_png(data: bytes, kind: str) -> None:
     w, h = plots.PIXELS[kind]
     assert pixels.shape[:2] == (h, w)
     assert float(pixels[..., :3].var()) > 1e-4  # something was drawn
-
-
-def run_cli(*args: str, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "ER_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "er_eval", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-        check=False,
-    )
 
 
 def rewrite_test_split(folder: Path, run: RunManifest, labels, predicted) -> RunManifest:
@@ -274,7 +260,7 @@ def test_ablation_of_nothing_is_an_error(ablation_runs):
 # --- the command -----------------------------------------------------------------------------
 
 
-def test_cli_plot_writes_pngs_and_passes_the_stream(tmp_path, ablation_runs):
+def test_cli_plot_writes_pngs_and_passes_the_stream(tmp_path, ablation_runs, cli):
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     stream = b"".join((f / "run.json").read_bytes() + b"\n" for f in folders)
     expected = {
@@ -284,14 +270,14 @@ def test_cli_plot_writes_pngs_and_passes_the_stream(tmp_path, ablation_runs):
     }
     for kind, count in expected.items():
         out = tmp_path / f"figs-{kind}"
-        r = run_cli("plot", "--kind", kind, "--by", "fusion", "--out", out, stdin=stream)
+        r = cli("plot", "--kind", kind, "--by", "fusion", "--out", out, stdin=stream)
         assert r.returncode == 0, r.stderr.decode()
         assert r.stdout == stream  # passed through unchanged
         named = [Path(ln) for ln in r.stderr.decode().splitlines()]
         assert sorted(named) == sorted(out.glob("*.png")) and len(named) == count
         for p in named:
             check_png(p.read_bytes(), kind)
-    r = run_cli(
+    r = cli(
         "plot",
         *folders[:1],
         "--kind",
@@ -307,10 +293,10 @@ def test_cli_plot_writes_pngs_and_passes_the_stream(tmp_path, ablation_runs):
     check_png(png.read_bytes(), "confusion")
 
 
-def test_cli_missing_prediction_file_is_one_error(tmp_path):
+def test_cli_missing_prediction_file_is_one_error(tmp_path, cli):
     make_run(tmp_path / "r")
     (tmp_path / "r" / "test.safetensors").unlink()
-    r = run_cli("plot", tmp_path / "r", "--kind", "confusion", "--out", tmp_path / "figs")
+    r = cli("plot", tmp_path / "r", "--kind", "confusion", "--out", tmp_path / "figs")
     assert r.returncode == 1 and r.stdout == b""
     lines = r.stderr.decode().splitlines()
     assert len(lines) == 2, lines
@@ -319,11 +305,11 @@ def test_cli_missing_prediction_file_is_one_error(tmp_path):
     assert not (tmp_path / "figs").exists() or not list((tmp_path / "figs").iterdir())
 
 
-def test_cli_usage_errors(tmp_path):
+def test_cli_usage_errors(tmp_path, cli):
     make_run(tmp_path / "r")
-    r = run_cli("plot", tmp_path / "r", "--kind", "pie", "--out", tmp_path / "figs")
+    r = cli("plot", tmp_path / "r", "--kind", "pie", "--out", tmp_path / "figs")
     assert r.returncode == 2 and r.stderr.decode().startswith("error: --kind must be one of")
-    r = run_cli("plot", tmp_path / "r", "--kind", "curves")
+    r = cli("plot", tmp_path / "r", "--kind", "curves")
     assert r.returncode == 2 and "--out is required" in r.stderr.decode()
 
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import struct
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -54,18 +51,6 @@ class Page(HTMLParser):
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
-
-
-def run_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "ER_DEBUG"}
-    return subprocess.run(
-        [sys.executable, "-m", "er_eval", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
 
 
 def with_lineage(folder: Path, run: RunManifest, **kw) -> RunManifest:
@@ -195,10 +180,10 @@ def test_report_needs_runs():
         build_report([])
 
 
-def test_cli_report(tmp_path, folders):
+def test_cli_report(tmp_path, folders, cli):
     stream = b"".join((f / "run.json").read_bytes() + b"\n" for f in folders)
     out = tmp_path / "sub" / "report.html"
-    r = run_cli("report", "--out", out, "--by", "fusion", "--title", "T <1>", stdin=stream)
+    r = cli("report", "--out", out, "--by", "fusion", "--title", "T <1>", stdin=stream)
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout == stream
     assert r.stderr.decode().strip() == str(out)
@@ -208,10 +193,10 @@ def test_cli_report(tmp_path, folders):
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_cli_report_missing_predictions(tmp_path, folders):
+def test_cli_report_missing_predictions(tmp_path, folders, cli):
     (folders[1] / "test.safetensors").unlink()
     out = tmp_path / "report.html"
-    r = run_cli("report", *folders, "--out", out)
+    r = cli("report", *folders, "--out", out)
     assert r.returncode == 1 and r.stdout == b"" and not out.exists()
     lines = r.stderr.decode().splitlines()
     assert len(lines) == 2 and lines[0].startswith("error: test prediction file"), lines
