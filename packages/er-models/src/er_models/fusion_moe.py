@@ -15,6 +15,7 @@ with f_e the fraction of the batch's top-k slots that went to expert e (the shar
 whose top-k includes e, divided by k, so Σ_e f_e = 1) and P_e the mean router probability of e.
 It is 1 · balance_weight when routing is uniform and grows to E · balance_weight when a single
 expert takes everything (k = 1). In eval mode aux is empty (the trainer sums aux into training losses only).
+The routing, gating and balance maths live in routing.py, shared with the `moe` head.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
-from er_core import Config, ErError
+from er_core import Config
 from msgspec import Meta
 from torch import nn
 
 from er_models.fusion_base import Aux, FusionInputs
 from er_models.registry import register
+from er_models.routing import balance_loss, check_top_k, mix, top_k_gates
 
 
 class MoEConfig(Config, frozen=True):
@@ -61,26 +63,17 @@ class MoE(nn.Module):
         """x (N, M·W) -> router probabilities (N, E), gates (N, E) with exactly k non-zero
         entries per row summing to 1, and the chosen experts (N, k)."""
         probs = self.router(x).softmax(dim=-1)  # (N, E)
-        top, chosen = probs.topk(self.top_k, dim=-1)  # (N, k)
-        gates = torch.zeros_like(probs).scatter(1, chosen, top / top.sum(-1, keepdim=True))
+        gates, chosen = top_k_gates(probs, self.top_k)
         return probs, gates, chosen
 
     def balance_loss(self, probs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-        """balance_weight · E · Σ_e f_e · P_e (see the module docstring)."""
-        e = probs.shape[-1]
-        picked = torch.zeros_like(probs).scatter(1, chosen, 1.0)  # (N, E) 1 where e in top-k
-        f = picked.mean(0) / self.top_k  # (E,) sums to 1; no gradient (it is a count)
-        p = probs.mean(0)  # (E,)
-        return self.balance_weight * e * (f * p).sum()
+        """balance_weight · E · Σ_e f_e · P_e (see routing.py)."""
+        return balance_loss(probs, chosen, self.top_k, self.balance_weight)
 
     def forward(self, tokens: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, Aux]:
         x = tokens.flatten(1)  # (N, M·W)
         probs, gates, chosen = self.route(x)
-        h = x.new_zeros(x.shape[0], self.out_dim)  # (N, out)
-        for e, expert in enumerate(self.experts):
-            rows = (chosen == e).any(-1).nonzero().squeeze(1)  # utterances routed to e
-            if rows.numel():  # an expert nobody chose costs nothing (and gets no gradient)
-                h = h.index_add(0, rows, gates[rows, e, None] * expert(x[rows]))
+        h = mix(x, self.experts, gates, chosen, self.out_dim)  # (N, out)
         aux = {"moe_balance": self.balance_loss(probs, chosen)} if self.training else {}
         return h, aux
 
@@ -88,10 +81,5 @@ class MoE(nn.Module):
 @register("fusion", "moe", MoEConfig)
 def _moe(cfg: MoEConfig, inputs: FusionInputs) -> nn.Module:
     """Mixture of expert MLPs over the concatenated tokens, top-k routed, load-balanced (out)."""
-    if cfg.top_k > cfg.experts:
-        raise ErError(
-            f"fusion 'moe': top_k = {cfg.top_k} is more than experts = {cfg.experts}",
-            at="$.fusion.top_k",
-            hint=f"set top_k to at most {cfg.experts}, or add experts",
-        )
+    check_top_k("fusion", cfg.top_k, cfg.experts)
     return MoE(cfg, inputs)

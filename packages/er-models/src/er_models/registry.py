@@ -1,6 +1,6 @@
 """Parts by name: `register` a factory with its config class, `create` one from a TOML section.
 
-A part is a fusion, a context model, a head or a loss. Its TOML section names it with `kind`;
+A part is a fusion, a context model, a head, a loss or an auxiliary objective (`aux`). Its TOML section names it with `kind`;
 every other key is validated against the part's own config class, so a typo or an option the part
 does not have is an error naming the key, and an unknown `kind` lists the known ones:
 
@@ -22,7 +22,7 @@ from typing import Any
 
 from er_core import Config, ErError, to_dict, validate
 
-FAMILIES = ("fusion", "context", "head", "loss")
+FAMILIES = ("fusion", "context", "head", "loss", "aux")
 
 
 @dataclass(frozen=True)
@@ -61,12 +61,15 @@ def _load_builtins() -> None:
         context,
         context_gru,
         context_transformer,
+        contrastive,
+        crossmodal,
         fusion_attention,
         fusion_basic,
         fusion_moe,
         fusion_shared_private,
         fusion_tensor,
         heads,
+        heads_moe,
         losses,
     )
 

@@ -1,7 +1,7 @@
 """The network a config describes: projection, fusion, context and head, resolved and hashed.
 
 The sections come from the same TOML files er-train reads (`[model]`, `[fusion]`, `[context]`,
-`[head]`); other sections are ignored here. The network hash names checkpoints: it covers the
+`[head]` and the `[aux.NAME]` objectives); other sections are ignored here. The network hash names checkpoints: it covers the
 resolved parts, the input widths, the tasks and the code version, so two runs share it exactly
 when their weights are interchangeable.
 """
@@ -29,6 +29,9 @@ class ModelSection(Config, frozen=True):
     dropout: float = 0.1  # on the input features, before the projection
     layer_norm: bool = True  # after the projection
     max_speakers: int = 8  # speaker slots per dialogue for context models (the rest share one)
+    # a classifier of the main task on each modality's token alone, trained beside the fused
+    # model (one-run distillation trains them from a teacher); not used for predictions
+    branches: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,29 @@ class NetworkSpec:
     head: Resolved
     dims: dict[str, int] = field(default_factory=dict)  # modality -> input width, in T, A, V order
     tasks: tuple[TaskSpec, ...] = ()
+    aux: tuple[tuple[str, Resolved], ...] = ()  # (name, objective): the `[aux.NAME]` tables
 
     @property
     def modalities(self) -> list[str]:
         return list(self.dims)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": to_dict(self.model),
+        model = to_dict(self.model)
+        # options added after the first release are left out at their defaults, so the hashes
+        # of networks that do not use them stay what they were
+        if not model["branches"]:
+            del model["branches"]
+        out = {
+            "model": model,
             "fusion": self.fusion.to_dict(),
             "context": self.context.to_dict(),
             "head": self.head.to_dict(),
             "dims": dict(self.dims),
             "tasks": {t.name: t.classes for t in self.tasks},
         }
+        if self.aux:
+            out["aux"] = {name: r.to_dict() for name, r in self.aux}
+        return out
 
     @property
     def hash(self) -> str:
@@ -106,6 +118,17 @@ def parse_network(
         for family, default in DEFAULT_SECTIONS.items()
     }
     ordered = {m: int(dims[m]) for m in MODALITIES if m in dims}
+    aux = data.get("aux", {}) or {}
+    if not isinstance(aux, Mapping) or not all(isinstance(v, Mapping) for v in aux.values()):
+        raise ErError(
+            "[aux] must hold one table per objective",
+            at=origins.get("aux", "$.aux"),
+            hint="e.g. [aux.spcl] with weight = 0.1 (kind defaults to the table name)",
+        )
+    objectives = tuple(
+        (name, resolve("aux", {"kind": name, **table}, origins, prefix=f"aux.{name}"))
+        for name, table in sorted(aux.items())
+    )
     return NetworkSpec(
         model=model,
         fusion=sections["fusion"],
@@ -113,6 +136,7 @@ def parse_network(
         head=sections["head"],
         dims=ordered,
         tasks=tuple(TaskSpec(n, int(c)) for n, c in tasks.items()),
+        aux=objectives,
     )
 
 
