@@ -224,3 +224,17 @@ def test_cli_table_scores_unscored_runs(runs, cli) -> None:
     via_score = cli("table", "--metric", "acc7", "--format", "csv", stdin=scored.stdout)
     assert r.stdout == via_score.stdout
     assert r.stdout.decode().splitlines()[1].endswith(',3,"0,1,2"')
+
+
+def test_objective_and_method_shorthands() -> None:
+    runs = [
+        _run(0, 0.5, config={"run": {"method": "F"}}),
+        _run(1, 0.6, config={"run": {"method": "F"}}),
+        _run(0, 0.7, config={"run": {"method": "L"}, "aux": {"spcl": {"kind": "spcl"}}}),
+        _run(0, 0.8, config={"run": {"method": "F"}, "distill": {"teacher": "t" * 64}}),
+    ]
+    df = summarise(runs, ["objective"])
+    assert df["objective"].to_list() == ["ce", "ce+kd", "ce+spcl"]
+    assert df["n"].to_list() == [2, 1, 1]
+    df = summarise(runs, ["method"])
+    assert df["method"].to_list() == ["F", "L"] and df["n"].to_list() == [3, 1]

@@ -28,12 +28,20 @@ except ImportError as e:  # er-models is the `predict` extra of er-eval
         hint="install er-eval[predict] (uv sync --extra predict, or pip install 'er-eval[predict]')",
     ) from None
 
-SECTIONS = ("model", "fusion", "context", "head")
+SECTIONS = ("model", "fusion", "context", "head", "aux")
 SPLITS = ("train", "dev", "test")
 
 
 def rebuild(run: RunManifest, classes: dict[str, list[str]], at: str) -> NetworkSpec:
     """The run's network from its resolved config; its hash must be the run's network hash."""
+    method = run.config.get("run", {}).get("method", "F")
+    if method != "F":
+        raise ErError(
+            f"the run fine-tuned its text encoder (method {method}): its weights need the text, "
+            "not cached features",
+            at=at,
+            hint="use the run's own dev/test predictions (er-eval score), or a method F run",
+        )
     sections = {k: run.config.get(k, {}) for k in SECTIONS if k in run.config}
     spec = parse_network(sections, run.dims, {t: len(c) for t, c in classes.items()})
     if spec.hash != run.network_hash:

@@ -9,7 +9,9 @@
 
 Keys (`by`) are dotted paths into `RunManifest.config` (`fusion.kind`, `train.lr`,
 `loss.emotion.kind`), or a shorthand: `modalities` ("T+A"), `fusion` (fusion.kind), `context`
-(context.kind), `loss` (the main task's loss kind), `encoder` (modality=encoder, comma-joined:
+(context.kind), `loss` (the main task's loss kind), `objective` (that loss, the run's `[aux]`
+objectives and "kd" for a distilled run: "ce+spcl+kd"), `method` (F frozen features, L LoRA,
+T full fine-tuning), `encoder` (modality=encoder, comma-joined:
 "text=minilm,audio=whisper-tiny.en"), `seed`, `task` (the main task), `dataset` (its name).
 A run without the key gets an empty cell; a key no run has is an error listing those there are.
 
@@ -36,7 +38,18 @@ from er_eval.runs import RunInputs, collect_evals
 
 SPLITS = ("dev", "test")
 RAW = ("mae", "mse", "corr", "loss", "support")  # not fractions: shown as they are
-SHORTHANDS = ("modalities", "fusion", "context", "loss", "encoder", "seed", "task", "dataset")
+SHORTHANDS = (
+    "modalities",
+    "fusion",
+    "context",
+    "loss",
+    "objective",
+    "method",
+    "encoder",
+    "seed",
+    "task",
+    "dataset",
+)
 STATS = ("mean", "std", "n", "seeds")
 FORMATS = ("markdown", "csv", "json")
 _MISSING = object()
@@ -162,6 +175,14 @@ def key_value(run: RunManifest, key: str) -> Any:
     if key == "loss":
         v = _path(cfg, f"loss.{run.task}.kind")
         return v if v is not _MISSING else _path(cfg, "loss.kind")
+    if key == "objective":
+        loss = key_value(run, "loss")
+        if loss is _MISSING:
+            return _MISSING
+        aux = [v.get("kind", k) for k, v in sorted(cfg.get("aux", {}).items())]
+        return "+".join([loss, *aux, *(["kd"] if "distill" in cfg else [])])
+    if key == "method":
+        return _path(cfg, "run.method")
     if key == "encoder":
         order = [m for m in run.modalities if m in run.encoders] or list(run.encoders)
         order += [m for m in run.encoders if m not in order]
