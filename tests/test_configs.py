@@ -12,7 +12,7 @@ from er_core import load_config, merge_sources, validate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FILES = sorted(CONFIGS.rglob("*.toml"))
-FOLDERS = ("data", "encoders", "fusion", "losses", "train")
+FOLDERS = ("data", "distill", "encoders", "fusion", "heads", "losses", "train")
 DIMS = {"text": 384, "audio": 384, "video": 128}
 # the tasks each training recipe's dataset offers: name -> classes (0 = regression)
 DATASET_TASKS = {
@@ -45,7 +45,7 @@ def _network(files, tasks: dict[str, int]):
     wanted = cfg.tasks or [cfg.task or next(iter(tasks))]
     assert set(wanted) <= set(tasks), f"{files[-1]} names tasks its dataset lacks: {wanted}"
     spec = parse_network(
-        {k: getattr(cfg, k) for k in ("model", "fusion", "context", "head")},
+        {k: getattr(cfg, k) for k in ("model", "fusion", "context", "head", "aux")},
         DIMS,
         {t: tasks[t] for t in wanted},
         origins,
@@ -80,11 +80,13 @@ def test_train_recipe(path):
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in FILES if p.parent.name in ("fusion", "losses")], ids=_ids
+    "path",
+    [p for p in FILES if p.parent.name in ("distill", "fusion", "heads", "losses")],
+    ids=_ids,
 )
 def test_part_config_on_a_recipe(path):
-    """A fusion or loss file combines with a recipe: MELD for classification, CH-SIMS for
-    the regression losses."""
+    """A fusion, head, loss or distillation file combines with a recipe: MELD for
+    classification, CH-SIMS for the regression losses."""
     from er_core.config import load_toml
     from er_models.losses import REGRESSION
 
@@ -93,3 +95,7 @@ def test_part_config_on_a_recipe(path):
     _, spec = _network([CONFIGS / "train" / f"{dataset}.toml", path], DATASET_TASKS[dataset])
     if path.parent.name == "fusion":
         assert spec.fusion.kind == load_toml(path)["fusion"]["kind"]
+    if path.parent.name == "heads":
+        assert spec.head.kind == load_toml(path)["head"]["kind"]
+    for name in load_toml(path).get("aux", {}):  # every [aux.NAME] table became an objective
+        assert name in dict(spec.aux)

@@ -39,14 +39,4 @@ mv "$dir/runs.ndjson.tmp" "$dir/runs.ndjson"
 } > "$dir/table.md"
 cat "$dir/table.md"
 
-python - "$dir/table.md" README.md <<'PY'
-import sys
-table = open(sys.argv[1]).read().strip()
-readme = open(sys.argv[2]).read()
-begin, end = "<!-- meld-text:begin -->", "<!-- meld-text:end -->"
-if begin in readme and end in readme:
-    head, rest = readme.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    open(sys.argv[2], "w").write(f"{head}{begin}\n{table}\n{end}{tail}")
-    print(f"table written into {sys.argv[2]}", file=sys.stderr)
-PY
+python tools/readme_table.py meld-text "$dir/table.md"

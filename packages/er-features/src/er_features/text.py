@@ -144,13 +144,7 @@ class TextEncoder:
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
         torch, cfg = self._torch, self.cfg
-        width = max(len(ids) for ids in batch)
-        pad = self.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, ids in enumerate(batch):  # right padding: real tokens first
-            input_ids[r, : len(ids)] = torch.tensor(ids)
-            attention[r, : len(ids)] = 1
+        input_ids, attention = pad_batch(batch, self.tokenizer.pad_token_id or 0)
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
         with (
@@ -160,22 +154,57 @@ class TextEncoder:
             res = self.model(
                 input_ids=input_ids, attention_mask=attention, output_hidden_states=cfg.layers > 1
             )
-            if cfg.layers > 1:
-                hidden = torch.stack(res.hidden_states[-cfg.layers :]).float().mean(0)
-            else:
-                hidden = res.last_hidden_state.float()  # (B, T, C)
-        real = attention.unsqueeze(-1).float()  # (B, T, 1)
-        rows = torch.arange(len(batch), device=hidden.device)
-        if cfg.pooling == "mean":
-            pooled = (hidden * real).sum(1) / real.sum(1)
-        elif cfg.pooling == "cls":
-            pooled = hidden[:, 0]
-        elif cfg.pooling == "last":
-            pooled = hidden[rows, attention.sum(1) - 1]
-        else:  # mask: the last mask token of each row (a turn's text could contain one too)
-            is_mask = (input_ids == self.tokenizer.mask_token_id) & attention.bool()
-            pos = torch.where(is_mask, torch.arange(width, device=hidden.device), -1).amax(1)
-            pooled = hidden[rows, pos]
-        if cfg.normalize:
-            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            hidden = layer_mean(res, cfg.layers)
+        pooled = pool(hidden, attention, input_ids, cfg, self.tokenizer.mask_token_id)
         return pooled.cpu().numpy().astype(np.float32)
+
+
+# The maths below is shared with er-train's fine-tuned text tower, so a tower whose weights are
+# untouched gives exactly these features: change it here only (and bump VERSION).
+
+
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int):
+    """Right-padded token ids (B, T) long, filled with `pad_id`, and the attention mask (B, T)
+    long (1 = real token), T the longest prompt of the batch."""
+    import torch
+
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, ids in enumerate(batch):  # right padding: real tokens first
+        input_ids[r, : len(ids)] = torch.tensor(ids)
+        attention[r, : len(ids)] = 1
+    return input_ids, attention
+
+
+def layer_mean(res, layers: int):
+    """(B, T, C) float32 from a transformers output: the last hidden state, or the mean of the
+    last `layers` hidden states (the model must have run with output_hidden_states)."""
+    import torch
+
+    if layers > 1:
+        return torch.stack(res.hidden_states[-layers:]).float().mean(0)
+    return res.last_hidden_state.float()
+
+
+def pool(hidden, attention, input_ids, cfg: TextConfig, mask_token_id: int | None):
+    """(B, T, C) hidden states -> (B, C), over real tokens only (`attention` (B, T), 1 = real):
+    their mean, the first ("cls"), the last real one, or the last real mask token."""
+    import torch
+
+    real = attention.unsqueeze(-1).float()  # (B, T, 1)
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    if cfg.pooling == "mean":
+        pooled = (hidden * real).sum(1) / real.sum(1)
+    elif cfg.pooling == "cls":
+        pooled = hidden[:, 0]
+    elif cfg.pooling == "last":
+        pooled = hidden[rows, attention.sum(1) - 1]
+    else:  # mask: the last mask token of each row (a turn's text could contain one too)
+        is_mask = (input_ids == mask_token_id) & attention.bool()
+        width = input_ids.shape[1]
+        pos = torch.where(is_mask, torch.arange(width, device=hidden.device), -1).amax(1)
+        pooled = hidden[rows, pos]
+    if cfg.normalize:
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+    return pooled

@@ -20,15 +20,43 @@ if TYPE_CHECKING:
     from er_models import NetworkSpec
 
 
-def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+TOWER = "tower."  # prefix of a fine-tuned text encoder's saved tensors (see tower.py)
 
 
-def save_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None = None) -> None:
+def _model_tensors(model: nn.Module, tower: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    out = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    if tower is not None:  # method L: the LoRA weights only; T: the whole encoder
+        for k, v in tower.saved_state().items():
+            out[TOWER + k] = v.detach().cpu().contiguous().clone()
+    return out
+
+
+def _split_tower(
+    tensors: dict[str, torch.Tensor], tower: nn.Module | None, path: Path
+) -> dict[str, torch.Tensor]:
+    """Load the tower's tensors (if it has any here) and return the network's."""
+    own = {k[len(TOWER) :]: v for k, v in tensors.items() if k.startswith(TOWER)}
+    if tower is None and own:
+        raise ErError(
+            "these weights hold a fine-tuned text encoder, the run has none",
+            at=str(path),
+            hint="load them with the run's method (run.method L or T) and [finetune] config",
+        )
+    if tower is not None:
+        tower.load_saved_state(own)
+    return {k: v for k, v in tensors.items() if not k.startswith(TOWER)}
+
+
+def save_weights(
+    path: Path,
+    model: nn.Module,
+    metadata: dict[str, str] | None = None,
+    tower: nn.Module | None = None,
+) -> None:
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file(_model_tensors(model), str(tmp), metadata=dict(metadata or {}))
+        save_file(_model_tensors(model, tower), str(tmp), metadata=dict(metadata or {}))
 
 
 def save_checkpoint(
@@ -37,10 +65,11 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
     metadata: dict[str, str],
+    tower: nn.Module | None = None,
 ) -> None:
     from safetensors.torch import save_file
 
-    tensors = {f"model.{k}": v for k, v in _model_tensors(model).items()}
+    tensors = {f"model.{k}": v for k, v in _model_tensors(model, tower).items()}
     state = optimizer.state_dict()
     for idx, slots in state["state"].items():
         for key, value in slots.items():
@@ -69,8 +98,9 @@ def _check_shapes(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path
     )
 
 
-def load_weights(path: Path, model: nn.Module) -> dict[str, str]:
-    """Load a weights file into `model`; returns its metadata."""
+def load_weights(path: Path, model: nn.Module, tower: nn.Module | None = None) -> dict[str, str]:
+    """Load a weights file into `model` (and a fine-tuned encoder's part into `tower`);
+    returns its metadata."""
     from safetensors import safe_open
 
     tensors, meta = {}, {}
@@ -78,6 +108,7 @@ def load_weights(path: Path, model: nn.Module) -> dict[str, str]:
         meta = dict(f.metadata() or {})
         for k in f.keys():  # noqa: SIM118
             tensors[k] = f.get_tensor(k)
+    tensors = _split_tower(tensors, tower, path)
     _check_shapes(model, tensors, path)
     model.load_state_dict(tensors)
     return meta
@@ -88,6 +119,7 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
+    tower: nn.Module | None = None,
 ) -> dict[str, str]:
     """Restore everything `save_checkpoint` wrote (RNG included); returns the metadata."""
     from safetensors import safe_open
@@ -98,6 +130,7 @@ def load_checkpoint(
         for k in f.keys():  # noqa: SIM118
             tensors[k] = f.get_tensor(k)
     weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = _split_tower(weights, tower, path)
     _check_shapes(model, weights, path)
     model.load_state_dict(weights)
     slots: dict[int, dict[str, Any]] = {}

@@ -57,9 +57,14 @@ def main_command(
 
     Example: er-train feats.ndjson -c configs/train/meld.toml --set fusion.kind=attention
     -m T+A+V --seed 2 > run.ndjson
+
+    Data-parallel on N processes (gloo on CPU, nccl with --device cuda; the stream must be a
+    file; train.batch_size stays the global batch; rank 0 writes and prints):
+    torchrun --nproc-per-node 2 --no-python er-train feats.ndjson -c configs/train/meld.toml
     """
     from er_core import merge_sources, read_stream, validate, write_stream
 
+    from er_train import distributed
     from er_train.config import TrainConfig
     from er_train.train import train
 
@@ -79,9 +84,20 @@ def main_command(
         data.setdefault("run", {})["root"] = str(runs)
         origins["run.root"] = "--runs"
     cfg = validate(data, TrainConfig, origins)
+    if distributed.env_world().size > 1 and (not inputs or "-" in inputs):
+        from er_core import UsageError
+
+        raise UsageError(
+            "under torchrun every process reads the stream, so it cannot come from stdin",
+            at="INPUTS",
+            hint="save the stream to a file and name it: torchrun ... -m er_train stream.ndjson",
+        )
     envelopes = read_stream(inputs or [])
-    manifest = train(envelopes, cfg, origins, device=device, progress=progress, resume=resume)
-    write_stream(envelopes, [manifest])
+    with distributed.launch(device) as here:  # one process: nothing to launch, `device` as is
+        manifest = train(envelopes, cfg, origins, device=here, progress=progress, resume=resume)
+        main = distributed.is_main()
+    if main:  # the other ranks print nothing on stdout
+        write_stream(envelopes, [manifest])
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """`er-train`'s config: the run's inputs and recipe, merged from TOML files and `--set`.
 
-Sections: `[model]`, `[fusion]`, `[context]`, `[head]` (the network, see er-models), `[loss]`,
-`[train]` (the optimisation recipe) and `[run]` (where results go). Top-level keys pick the
+Sections: `[model]`, `[fusion]`, `[context]`, `[head]` and `[aux.NAME]` (the network and its
+auxiliary objectives, see er-models), `[loss]`, `[distill]` (one-run distillation from a teacher
+run, see teacher.py), `[finetune]` (the text encoder trained in a method L or T run, see tower.py), `[train]` (the optimisation recipe) and `[run]` (where results go). Top-level keys pick the
 seed, the modalities and the task(s).
 """
 
@@ -11,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from er_core import Config
 from msgspec import Meta, field
+
+from er_train.tower import FinetuneSection
 
 
 class TrainSection(Config, frozen=True):
@@ -37,7 +40,22 @@ class RunSection(Config, frozen=True):
 
     root: str = "runs"
     category: str = "default"  # first folder level: group experiments (e.g. "ablation-lr")
-    method: str = "F"  # how encoders are used: F = frozen, cached features
+    # how the text encoder is used: F = frozen, cached features; L = LoRA adapters trained in
+    # the run; T = the whole encoder trained in the run (L and T: see [finetune], tower.py)
+    method: Literal["F", "L", "T"] = "F"
+
+
+class DistillSection(Config, frozen=True):
+    """`[distill]`: one-run distillation from a teacher run."""
+
+    teacher: str = ""  # the teacher run's folder or run.json; "" = no distillation
+    kl: Annotated[float, Meta(ge=0)] = 0.0  # weight of the logit KL term (Hinton et al., 2015)
+    dist: Annotated[float, Meta(ge=0)] = 1.0  # weight of DIST (Huang et al., NeurIPS 2022)
+    temperature: Annotated[float, Meta(gt=0)] = 4.0
+    beta: Annotated[float, Meta(ge=0)] = 1.0  # DIST: inter-class (per-sample) term
+    gamma: Annotated[float, Meta(ge=0)] = 1.0  # DIST: intra-class (per-class) term
+    branches: Annotated[float, Meta(ge=0)] = 1.0  # weight of each branch's CE + distillation
+    init: Literal["none", "text"] = "none"  # "text": start from the teacher's text projection
 
 
 class TrainConfig(Config, frozen=True):
@@ -50,5 +68,8 @@ class TrainConfig(Config, frozen=True):
     context: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
     head: dict[str, Any] = field(default_factory=lambda: {"kind": "classification"})
     loss: dict[str, Any] = field(default_factory=lambda: {"kind": "ce"})
+    aux: dict[str, dict[str, Any]] = {}  # [aux.NAME]: auxiliary objectives (er-models `aux`)
+    distill: DistillSection = DistillSection()
+    finetune: FinetuneSection = FinetuneSection()  # run.method L or T: the text encoder trained
     train: TrainSection = TrainSection()
     run: RunSection = RunSection()

@@ -7,6 +7,7 @@ and sorted by turn.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,14 +56,24 @@ class Data:
     main: str  # the main task's name
     dialogues: dict[str, Split]  # split -> utterances grouped by dialogue
     singles: dict[str, Split]  # split -> one group per utterance
+    # modalities whose vectors a trainable encoder computes during the run (run.method L or T):
+    # modality -> width; they have no entry in `feats` (see tower.py)
+    tuned: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
     def dims(self) -> dict[str, int]:
-        return {m: int(x.shape[1]) for m, x in self.feats.items()}
+        dims = {m: int(x.shape[1]) for m, x in self.feats.items()} | self.tuned
+        return {m: dims[m] for m in MODALITIES if m in dims}
 
     @property
     def modalities(self) -> list[str]:
-        return list(self.feats)
+        return list(self.dims)
+
+    def set_tuned(self, modality: str, width: int, present: torch.Tensor) -> None:
+        """Register `modality` as computed by a trainable encoder of this `width`, with its
+        per-row presence (n,) bool."""
+        self.tuned[modality] = width
+        self.present[:, self.modalities.index(modality)] = present
 
     def class_counts(self, task: str, split: str = "train") -> np.ndarray | None:
         t = self.tasks[task]
@@ -72,7 +83,9 @@ class Data:
         return torch.bincount(t.target[rows], minlength=t.spec.classes).numpy()
 
 
-def _feature_manifests(envs: Sequence[Envelope], wanted: list[str]) -> dict[str, FeatureManifest]:
+def _feature_manifests(
+    envs: Sequence[Envelope], wanted: list[str], tuned: str | None = None
+) -> dict[str, FeatureManifest]:
     found: dict[str, FeatureManifest] = {}
     for env in envs:
         if isinstance(env.message, FeatureManifest):
@@ -83,7 +96,10 @@ def _feature_manifests(envs: Sequence[Envelope], wanted: list[str]) -> dict[str,
                 )
             found[m] = env.message
     if not wanted:
-        wanted = [m for m in MODALITIES if m in found]
+        wanted = [m for m in MODALITIES if m in found or m == tuned]
+    wanted = [m for m in wanted if m != tuned]
+    if tuned and not wanted:
+        return {}
     lacking = [m for m in wanted if m not in found]
     if lacking or not wanted:
         have = modality_tag(list(found)) or "none"
@@ -137,10 +153,24 @@ def _groups(table: pl.DataFrame) -> tuple[dict[str, Split], dict[str, Split], np
     return dialogues, singles, speakers
 
 
-def load_data(envs: Sequence[Envelope], modalities: list[str], task: str, tasks: list[str]) -> Data:
-    """Read the stream's dataset and feature manifests into memory; check what training needs."""
+def load_data(
+    envs: Sequence[Envelope],
+    modalities: list[str],
+    task: str,
+    tasks: list[str],
+    tuned: str | None = None,
+) -> Data:
+    """Read the stream's dataset and feature manifests into memory; check what training needs.
+    `tuned`: a modality a trainable encoder computes in the run (no features needed for it; its
+    presence column starts True until `Data.set_tuned`)."""
+    if tuned and modalities and tuned not in modalities:
+        raise ErError(
+            f"the run fine-tunes a {tuned} encoder, but --modalities leaves {tuned} out",
+            at="--modalities",
+            hint=f"add {tuned[0].upper()} to --modalities, or use run.method F",
+        )
     ds = find(envs, DatasetManifest)
-    manifests = _feature_manifests(envs, modalities)
+    manifests = _feature_manifests(envs, modalities, tuned)
     table = pl.read_parquet(check_file(ds.table, "utterance table"))
     ids = table["id"].to_list()
     main = task or ds.task
@@ -159,6 +189,10 @@ def load_data(envs: Sequence[Envelope], modalities: list[str], task: str, tasks:
             )
         feats[m] = torch.from_numpy(fs.features)
         present.append(torch.from_numpy(fs.flags == 0))
+    if tuned:  # its column, in T, A, V order, until the encoder reports which rows are empty
+        order = [m for m in MODALITIES if m in manifests or m == tuned]
+        cols = dict(zip(manifests, present, strict=True))
+        present = [cols.get(m, torch.ones(len(ids), dtype=torch.bool)) for m in order]
     dialogues, singles, speakers = _groups(table)
     for split in ("train", "dev"):
         if dialogues[split].size == 0:

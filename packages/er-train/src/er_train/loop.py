@@ -12,11 +12,14 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from er_models import ERModel
+from er_models import ERModel, Output
 from torch import nn
 
+from er_train import distributed
 from er_train.batches import Batch, epoch_order, iter_batches
+from er_train.config import DistillSection
 from er_train.data import Data, Split
 from er_train.runs import RunState
 from er_train.schedule import lr_factor
@@ -42,6 +45,17 @@ class Setup:
     total_steps: int
     warmup: float
     decay: str
+    # one-run distillation: the teacher's main-task logits for the training rows (n, C), NaN
+    # elsewhere (it never predicts dev or test), and the [distill] weights
+    teacher: torch.Tensor | None = None
+    distill: DistillSection | None = None
+    # run.method L or T: the text encoder trained in the run computes the text features
+    tower: nn.Module | None = None
+    tower_chunk: int = 64  # utterances per encoder forward in dev and test passes
+    fresh_tower: Callable[[], nn.Module] | None = None  # a new tower on the base weights (L)
+    # under torchrun: `model` in DistributedDataParallel, which training forwards go through
+    # (`model` stays the plain module: its spec, weights and eval passes); None in one process
+    ddp: nn.Module | None = None
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -51,55 +65,110 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def forward(s: Setup, batch: Batch) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def network(s: Setup, train: bool) -> nn.Module:
+    """What a forward calls: the DDP wrapper for training batches under torchrun (its
+    gradients are all-reduced), the plain model otherwise (eval passes: each rank its own)."""
+    return s.ddp if train and s.ddp is not None else s.model
+
+
+def forward(s: Setup, batch: Batch, train: bool = False, progress: float = 0.0) -> Output:
+    """The model on one batch. `train`: a training batch, so the main task's targets go in
+    (the [aux] objectives run, and update their pools, on these only)."""
     rows = batch.rows.to(s.device)
     feats = {m: x[rows] for m, x in s.data.feats.items()}  # (N, d_m) each
+    target = s.data.tasks[s.data.main].target[rows] if train else None
+    if s.tower is not None:  # the text features come from the encoder being trained
+        s.tower.train(s.model.training)
+        with autocast(s.device, s.precision):
+            feats["text"] = s.tower(rows) if train else s.tower.features(rows, s.tower_chunk)
     with autocast(s.device, s.precision):
-        out = s.model(
-            feats, s.data.present[rows], batch.layout.to(s.device), batch.speakers.to(s.device)
+        return network(s, train)(
+            feats,
+            s.data.present[rows],
+            batch.layout.to(s.device),
+            batch.speakers.to(s.device),
+            target=target,
+            progress=progress,
         )
-    return out.outputs, out.aux
 
 
-def objective(s: Setup, batch: Batch) -> torch.Tensor:
-    outputs, aux = forward(s, batch)
+def distillation(s: Setup, student: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """kl · KL_T + dist · DIST_T of the student's main-task logits against the teacher's."""
+    from er_models.distill import dist_loss, kl_distill
+
+    d, teacher = s.distill, s.teacher[rows]
+    total = torch.zeros((), device=s.device)
+    if d.kl:
+        total = total + d.kl * kl_distill(student.float(), teacher, d.temperature)
+    if d.dist:
+        total = total + d.dist * dist_loss(student.float(), teacher, d.temperature, d.beta, d.gamma)
+    return total
+
+
+def objective(s: Setup, batch: Batch, progress: float = 0.0) -> torch.Tensor:
+    """The training loss of one batch: task losses, aux objectives, branches, distillation."""
+    out = forward(s, batch, train=True, progress=progress)
+    outputs, aux = out.outputs, out.aux
     rows = batch.rows.to(s.device)
     weights = s.model.task_weights
     total = sum(
         weights[name] * loss(outputs[name], s.data.tasks[name].target[rows])
         for name, loss in s.losses.items()
     )
-    return total + sum((v.float() for v in aux.values()), torch.zeros((), device=s.device))
+    total = total + sum((v.float() for v in aux.values()), torch.zeros((), device=s.device))
+    main = s.data.main
+    teach = s.teacher is not None and s.distill is not None
+    if teach:
+        total = total + distillation(s, outputs[main], rows)
+    branch_weight = s.distill.branches if s.distill is not None else 1.0
+    for logits in out.branches.values():  # each modality alone: its CE, and the teacher's guide
+        term = s.losses[main](logits, s.data.tasks[main].target[rows])
+        if teach:
+            term = term + distillation(s, logits, rows)
+        total = total + branch_weight * term
+    return total
 
 
 def train_epoch(
     s: Setup, split: Split, state: RunState, checkpoint: Callable[[], None], every: int
 ) -> None:
-    """Run (the rest of) epoch `state.epoch`, updating `state` as it goes."""
+    """Run (the rest of) epoch `state.epoch`, updating `state` as it goes.
+
+    Under torchrun each rank runs its share of every global batch (see distributed.py): its
+    loss is scaled by N·n_r/n so that DDP's gradient average is the global batch's, and the
+    recorded train loss is the global batch's mean, summed across the ranks."""
     s.model.train()
+    world = distributed.world()
     order = epoch_order(split, s.seed, state.epoch)
     n_batches = -(-split.groups // s.batch_size)
     first = state.step_in_epoch * s.accumulation
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     speakers, max_spk = s.data.speakers, s.model.spec.model.max_speakers
-    batches = iter_batches(
-        split, order, s.batch_size, speakers, max_spk, skip=state.step_in_epoch * s.accumulation
-    )
-    for i, batch in enumerate(batches, start=first):
+    shares = distributed.shares(split, order, s.batch_size, speakers, max_spk, first, world)
+    for i, share in enumerate(shares, start=first):
         group_start = i - i % s.accumulation
         group_size = min(s.accumulation, n_batches - group_start)  # the last group may be short
-        loss = objective(s, batch)
-        s.scaler.scale(loss / group_size).backward()
-        state.loss_sum += float(loss.detach())
+        last = i - group_start + 1 == group_size  # this micro-batch ends an optimizer step
+        if world.size > 1 and i == group_start:  # each rank its own dropout masks, see there
+            torch.manual_seed(distributed.step_seed(s.seed, world.rank, state.global_step))
+        with distributed.sync(s.ddp, last):  # no gradient all-reduce before the last one
+            loss = objective(s, share.batch, state.global_step / max(s.total_steps, 1))
+            # weight · N is 1.0 in one process: the same floats as without torchrun
+            s.scaler.scale(loss * (share.weight * world.size) / group_size).backward()
+        state.loss_sum += distributed.sum_float(float(loss.detach()) * share.weight)
         state.loss_batches += 1
-        if i - group_start + 1 < group_size:
+        if not last:
             continue
+        distributed.average_gradients(s.tower)  # outside the DDP wrapper (none in one process)
         factor = lr_factor(state.global_step, s.total_steps, s.warmup, s.decay)
         for g in s.optimizer.param_groups:
-            g["lr"] = s.base_lr * factor
+            g["lr"] = g.get("base_lr", s.base_lr) * factor  # a group may have its own (encoder)
         if s.grad_clip > 0:
             s.scaler.unscale_(s.optimizer)
-            nn.utils.clip_grad_norm_(s.model.parameters(), s.grad_clip)
+            params = [*s.model.parameters()]
+            if s.tower is not None:  # one norm over everything the optimizer steps
+                params += [p for p in s.tower.parameters() if p.requires_grad]
+            nn.utils.clip_grad_norm_(params, s.grad_clip)
         s.scaler.step(s.optimizer)
         s.scaler.update()
         s.optimizer.zero_grad(set_to_none=True)
@@ -115,17 +184,25 @@ def train_epoch(
 def predict(
     s: Setup, split: Split, batch_size: int
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Outputs for every utterance of `split`: (rows (n,), {task: (n, C) or (n,)}), on the CPU."""
+    """Outputs for every utterance of `split`: (rows (n,), {task: (n, C) or (n,)}), on the CPU.
+
+    Under torchrun each rank predicts a contiguous block of the groups and the blocks are
+    gathered in rank order: every rank returns the whole split, in one process's row order."""
     s.model.eval()
-    order = torch.arange(split.groups).numpy()
+    start, stop = distributed.block(split.groups, distributed.world())
+    # an empty block (fewer groups than ranks) runs group 0 for the outputs' names and shapes,
+    # then keeps none of it: the gather needs every rank's tensors
+    order = np.arange(start, stop) if stop > start else np.arange(min(split.groups, 1))
+    keep = None if stop > start else 0
     rows, outs = [], {}
     speakers, max_spk = s.data.speakers, s.model.spec.model.max_speakers
     for batch in iter_batches(split, order, batch_size, speakers, max_spk):
-        outputs, _ = forward(s, batch)
-        rows.append(batch.rows)
+        outputs = forward(s, batch).outputs
+        rows.append(batch.rows[:keep])
         for name, o in outputs.items():
-            outs.setdefault(name, []).append(o.float().cpu())
-    return torch.cat(rows), {k: torch.cat(v) for k, v in outs.items()}
+            outs.setdefault(name, []).append(o[:keep].float().cpu())
+    gather = distributed.gather_rows
+    return gather(torch.cat(rows)), {k: gather(torch.cat(v)) for k, v in outs.items()}
 
 
 def eval_loss(s: Setup, rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> float:

@@ -29,6 +29,7 @@ from er_core import (
     to_dict,
 )
 from er_models import (
+    NetworkSpec,
     build_model,
     create,
     modality_tag,
@@ -38,6 +39,7 @@ from er_models import (
 )
 from er_models.losses import REGRESSION
 
+from er_train import distributed
 from er_train.checkpoint import (
     NETWORK_KEY,
     check_resumable,
@@ -51,6 +53,7 @@ from er_train.finish import finish
 from er_train.loop import Setup, eval_loss, predict, train_epoch
 from er_train.runs import RunState, conflict, finished, root_of, run_dir
 from er_train.scoring import better, metric_names, selection, split_metrics
+from er_train.teacher import init_text, load_teacher, teacher_logits
 
 CODE_VERSION = 1
 _state_dec = msgspec.json.Decoder(RunState)
@@ -92,6 +95,12 @@ def _losses(
     return out, resolved
 
 
+def loss_label(loss: str, spec: NetworkSpec, distilled: bool) -> str:
+    """The loss part of the run folder's name: the task loss, its aux objectives and "kd" for a
+    distilled run, e.g. "ce+spcl" (runs that differ in these never share a folder)."""
+    return "+".join([loss, *(r.kind for _, r in spec.aux), *(["kd"] if distilled else [])])
+
+
 def train(
     envs: Sequence,
     cfg: TrainConfig,
@@ -105,30 +114,48 @@ def train(
     its checkpoint must be of this network."""
     origins = origins or {}
     dev = check_device(device, cfg.train.precision)
+    tuned = "text" if cfg.run.method != "F" else None  # a text encoder trained in the run
     data = load_data(
-        envs, parse_modalities(cfg.modalities) if cfg.modalities else [], cfg.task, cfg.tasks
+        envs,
+        parse_modalities(cfg.modalities) if cfg.modalities else [],
+        cfg.task,
+        cfg.tasks,
+        tuned=tuned,
     )
-    sections = {k: getattr(cfg, k) for k in ("model", "fusion", "context", "head")}
+    tower = None
+    if tuned:
+        from er_train.tower import build_tower
+
+        torch.manual_seed(cfg.seed)  # the LoRA adapters' initial values
+        tower = build_tower(cfg.finetune, cfg.run.method, data.dataset, data.ids)
+        data.set_tuned(tuned, tower.dim, tower.present)
+    sections = {k: getattr(cfg, k) for k in ("model", "fusion", "context", "head", "aux")}
     tasks = {n: t.spec.classes for n, t in data.tasks.items()}
     spec = parse_network(sections, data.dims, tasks, origins)
     losses, loss_cfg = _losses(cfg, data, origins)
     net = spec.to_dict()
+    teacher = load_teacher(cfg.distill.teacher, data) if cfg.distill.teacher else None
     resolved = {
         "seed": cfg.seed,
         "modalities": modality_tag(data.modalities),
         "task": data.main,
         "tasks": list(data.tasks),
-        **{k: net[k] for k in ("model", "fusion", "context", "head")},
+        **{k: net[k] for k in ("model", "fusion", "context", "head", "aux") if k in net},
         "loss": loss_cfg,
         "train": to_dict(cfg.train),
         "run": to_dict(cfg.run),
     }
+    if teacher is not None:  # the teacher is named by its run id: its path is not its identity
+        resolved["distill"] = to_dict(cfg.distill) | {"teacher": teacher[0].id}
+    if tower is not None:
+        resolved["finetune"] = to_dict(cfg.finetune)
     identity = {k: v for k, v in resolved.items() if k != "run"} | {"method": cfg.run.method}
     run_id = content_id(
         {
             "config": identity,
             "dataset": data.dataset.id,
-            "features": {m: f.id for m, f in data.features.items()},
+            "features": {m: f.id for m, f in data.features.items()}
+            | ({tuned: tower.key} if tower is not None else {}),
             "code": CODE_VERSION,
         }
     )
@@ -138,7 +165,7 @@ def train(
         data.main,
         modality_tag(data.modalities),
         spec.fusion.kind,
-        loss_cfg[data.main]["kind"],
+        loss_label(loss_cfg[data.main]["kind"], spec, teacher is not None),
         spec.hash,
     )
     if resume is not None:
@@ -155,15 +182,38 @@ def train(
     )
 
     torch.manual_seed(cfg.seed)
-    model = build_model(spec).to(dev)
+    model = build_model(spec)
+    if teacher is not None and cfg.distill.init == "text":
+        init_text(model, teacher[1])
+    model = model.to(dev)
     decay, no_decay = [], []
     for p in model.parameters():  # biases, norms and single vectors are not decayed
         (no_decay if p.ndim < 2 else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.train.weight_decay, "base_lr": cfg.train.lr},
+        {"params": no_decay, "weight_decay": 0.0, "base_lr": cfg.train.lr},
+    ]
+    if tower is not None:  # the encoder's trainable weights, at their own learning rate
+        tower = tower.to(dev)
+        trainable = [p for p in tower.parameters() if p.requires_grad]
+        lr = cfg.finetune.lr
+        groups += [
+            {
+                "params": [p for p in trainable if p.ndim >= 2],
+                "weight_decay": cfg.train.weight_decay,
+                "lr": lr,
+                "base_lr": lr,
+            },
+            {
+                "params": [p for p in trainable if p.ndim < 2],
+                "weight_decay": 0.0,
+                "lr": lr,
+                "base_lr": lr,
+            },
+        ]
+        groups = [g for g in groups if g["params"]]
     optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.train.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        groups,
         lr=cfg.train.lr,
         betas=tuple(cfg.train.betas),
         fused=True,  # one kernel per step instead of one per parameter tensor
@@ -199,12 +249,21 @@ def train(
         tr.warmup,
         tr.decay,
     )
+    s.distill = cfg.distill
+    s.tower, s.tower_chunk = tower, cfg.finetune.chunk
+    if tower is not None and cfg.run.method == "L":
+        s.fresh_tower = lambda: build_tower(cfg.finetune, "L", data.dataset, data.ids)
+    if teacher is not None:
+        s.teacher = teacher_logits(s, *teacher)
+    s.ddp = distributed.wrap(model, dev)  # under torchrun (see distributed.py); None otherwise
+    distributed.broadcast_trainable(tower)  # the tower is outside the wrapper: rank 0's start
+    main = distributed.is_main()  # only rank 0 writes files and prints progress
 
     folder.mkdir(parents=True, exist_ok=True)
     ckpt, best_path = folder / "checkpoint.safetensors", folder / "best.safetensors"
     state = RunState(run_id=run_id)
     if ckpt.is_file():
-        meta = load_checkpoint(ckpt, model, optimizer, scaler)
+        meta = load_checkpoint(ckpt, model, optimizer, scaler, tower=tower)
         state = _state_dec.decode(meta["er.state"])
         if state.run_id != run_id:
             conflict(folder)
@@ -218,7 +277,8 @@ def train(
             "er.state": msgspec.json.encode(state).decode(),
             NETWORK_KEY: canonical_json(net).decode(),
         }
-        save_checkpoint(ckpt, model, optimizer, scaler, meta)
+        if main:
+            save_checkpoint(ckpt, model, optimizer, scaler, meta, tower=tower)
 
     while state.epoch < tr.epochs and not state.stopped:
         t0 = time.perf_counter()
@@ -237,7 +297,8 @@ def train(
         improved = better(score, state.best_score, higher)
         if improved:
             state.best_score, state.best_epoch, state.bad_epochs = score, record.epoch, 0
-            save_weights(best_path, model)
+            if main:
+                save_weights(best_path, model, tower=tower)
         else:
             state.bad_epochs += 1
         state.history = [*state.history, record]
@@ -246,7 +307,7 @@ def train(
         state.loss_sum = 0.0
         state.stopped = bool(tr.patience) and state.bad_epochs >= tr.patience
         checkpoint()
-        if progress:
+        if progress and main:
             info(
                 f"epoch {record.epoch}/{tr.epochs}  train loss {record.train_loss:.4f}  "
                 f"dev {select} {score:.4f}{' *' if improved else ''}  lr {record.lr:.2e}  "
