@@ -13,7 +13,7 @@ Order of events, and why:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,32 @@ def loss_label(loss: str, spec: NetworkSpec, distilled: bool) -> str:
     return "+".join([loss, *(r.kind for _, r in spec.aux), *(["kd"] if distilled else [])])
 
 
+def _param_groups(params: Iterable[torch.nn.Parameter], weight_decay: float, lr: float) -> list:
+    """Biases, norms and single vectors are not decayed; `base_lr` is the group's peak rate
+    (the schedule scales it)."""
+    params = list(params)
+    groups = (
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    )
+    return [g | {"lr": lr, "base_lr": lr} for g in groups if g["params"]]
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module, tower: torch.nn.Module | None):
+    """AdamW over the network and, for methods L and T, the encoder's trainable weights at
+    their own learning rate (`finetune.lr`)."""
+    groups = _param_groups(model.parameters(), cfg.train.weight_decay, cfg.train.lr)
+    if tower is not None:
+        trainable = (p for p in tower.parameters() if p.requires_grad)
+        groups += _param_groups(trainable, cfg.train.weight_decay, cfg.finetune.lr)
+    return torch.optim.AdamW(
+        groups,
+        lr=cfg.train.lr,
+        betas=tuple(cfg.train.betas),
+        fused=True,  # one kernel per step instead of one per parameter tensor
+    )
+
+
 def train(
     envs: Sequence,
     cfg: TrainConfig,
@@ -186,38 +212,9 @@ def train(
     if teacher is not None and cfg.distill.init == "text":
         init_text(model, teacher[1])
     model = model.to(dev)
-    decay, no_decay = [], []
-    for p in model.parameters():  # biases, norms and single vectors are not decayed
-        (no_decay if p.ndim < 2 else decay).append(p)
-    groups = [
-        {"params": decay, "weight_decay": cfg.train.weight_decay, "base_lr": cfg.train.lr},
-        {"params": no_decay, "weight_decay": 0.0, "base_lr": cfg.train.lr},
-    ]
-    if tower is not None:  # the encoder's trainable weights, at their own learning rate
+    if tower is not None:
         tower = tower.to(dev)
-        trainable = [p for p in tower.parameters() if p.requires_grad]
-        lr = cfg.finetune.lr
-        groups += [
-            {
-                "params": [p for p in trainable if p.ndim >= 2],
-                "weight_decay": cfg.train.weight_decay,
-                "lr": lr,
-                "base_lr": lr,
-            },
-            {
-                "params": [p for p in trainable if p.ndim < 2],
-                "weight_decay": 0.0,
-                "lr": lr,
-                "base_lr": lr,
-            },
-        ]
-        groups = [g for g in groups if g["params"]]
-    optimizer = torch.optim.AdamW(
-        groups,
-        lr=cfg.train.lr,
-        betas=tuple(cfg.train.betas),
-        fused=True,  # one kernel per step instead of one per parameter tensor
-    )
+    optimizer = make_optimizer(cfg, model, tower)
     scaler = torch.amp.GradScaler(dev.type, enabled=cfg.train.precision == "fp16")
     for m in data.feats:
         data.feats[m] = data.feats[m].to(dev)
