@@ -90,3 +90,14 @@ def test_refusals(toy, train_run, bert, tmp_path):
         train_run(toy.stream, tmp_path, *_sets(bert, "L"), "modalities=A")
     with pytest.raises(ErError, match=r"run\.method"):
         train_run(toy.stream, tmp_path, "run.method=X")
+
+
+def test_long_epochs_report_progress(toy, train_run, bert, tmp_path, monkeypatch, capfd):
+    import er_train.train as train_mod
+
+    monkeypatch.setattr(train_mod, "PROGRESS_EVERY", 1e-9)  # every optimizer step
+    train_run(toy.write(tmp_path / "s.ndjson"), tmp_path, *_sets(bert, "L"), progress=True)
+    lines = capfd.readouterr().err.splitlines()
+    inside = [ln for ln in lines if ln.startswith("  epoch 1: batch ")]
+    assert len(inside) >= 2 and "train loss" in inside[0]
+    assert any(ln.startswith("epoch 1/3") for ln in lines)  # the epoch's own line still comes

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from er_core import info
 from er_models import ERModel, Output
 from torch import nn
 
@@ -53,6 +55,7 @@ class Setup:
     tower: nn.Module | None = None
     tower_chunk: int = 64  # utterances per encoder forward in dev and test passes
     fresh_tower: Callable[[], nn.Module] | None = None  # a new tower on the base weights (L)
+    report_every: float = 0.0  # seconds between progress lines inside an epoch; 0 = none
     # under torchrun: `model` in DistributedDataParallel, which training forwards go through
     # (`model` stays the plain module: its spec, weights and eval passes); None in one process
     ddp: nn.Module | None = None
@@ -145,6 +148,7 @@ def train_epoch(
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     speakers, max_spk = s.data.speakers, s.model.spec.model.max_speakers
     shares = distributed.shares(split, order, s.batch_size, speakers, max_spk, first, world)
+    reported = time.perf_counter()
     for i, share in enumerate(shares, start=first):
         group_start = i - i % s.accumulation
         group_size = min(s.accumulation, n_batches - group_start)  # the last group may be short
@@ -174,6 +178,10 @@ def train_epoch(
         s.optimizer.zero_grad(set_to_none=True)
         state.global_step += 1
         state.step_in_epoch += 1
+        if s.report_every and world.main and time.perf_counter() - reported >= s.report_every:
+            mean = state.loss_sum / max(state.loss_batches, 1)
+            info(f"  epoch {state.epoch + 1}: batch {i + 1}/{n_batches}, train loss {mean:.4f}")
+            reported = time.perf_counter()
         if every and state.global_step % every == 0 and i + 1 < n_batches:
             checkpoint()
         if kill_at and state.global_step == kill_at:

@@ -56,6 +56,7 @@ from er_train.scoring import better, metric_names, selection, split_metrics
 from er_train.teacher import init_text, load_teacher, teacher_logits
 
 CODE_VERSION = 1
+PROGRESS_EVERY = 30.0  # seconds between progress lines inside a long epoch (a trained encoder)
 _state_dec = msgspec.json.Decoder(RunState)
 
 
@@ -248,6 +249,7 @@ def train(
     )
     s.distill = cfg.distill
     s.tower, s.tower_chunk = tower, cfg.finetune.chunk
+    s.report_every = PROGRESS_EVERY if progress else 0.0
     if tower is not None and cfg.run.method == "L":
         s.fresh_tower = lambda: build_tower(cfg.finetune, "L", data.dataset, data.ids)
     if teacher is not None:
