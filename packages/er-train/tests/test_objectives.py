@@ -43,3 +43,21 @@ def test_dev_and_test_passes_leave_pools_and_prototypes_untouched(
     train_run(toy.stream, tmp_path, *OBJECTIVES)
     # 3 epochs of dev passes, then dev and test once more with the selected weights
     assert len(checked) >= 5 and all(checked)
+
+
+def test_a_moe_head_trains_with_its_balance_loss(toy, train_run, tmp_path, monkeypatch):
+    import er_train.loop as loop_mod
+
+    seen: list[set[str]] = []
+    real = loop_mod.forward
+
+    def spying(s, batch, train=False, progress=0.0):
+        out = real(s, batch, train, progress)
+        if train:
+            seen.append(set(out.aux))
+        return out
+
+    monkeypatch.setattr(loop_mod, "forward", spying)
+    m = train_run(toy.stream, tmp_path, "head.kind=moe", "head.experts=3", "head.dropout=0")
+    assert m.config["head"]["kind"] == "moe" and m.test["emotion/accuracy"] > 0.5
+    assert seen and all(aux == {"moe_head_balance"} for aux in seen)  # summed into training
