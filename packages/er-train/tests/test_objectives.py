@@ -3,6 +3,8 @@ their pools and prototypes change on training batches only (never in a dev or te
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from safetensors.torch import load_file
 
@@ -61,3 +63,12 @@ def test_a_moe_head_trains_with_its_balance_loss(toy, train_run, tmp_path, monke
     m = train_run(toy.stream, tmp_path, "head.kind=moe", "head.experts=3", "head.dropout=0")
     assert m.config["head"]["kind"] == "moe" and m.test["emotion/accuracy"] > 0.5
     assert seen and all(aux == {"moe_head_balance"} for aux in seen)  # summed into training
+
+
+def test_resume_refuses_a_checkpoint_with_other_objectives(toy, train_run, tmp_path):
+    import pytest
+    from er_core import ErError
+
+    m = train_run(toy.stream, tmp_path, "aux.spcl.weight=0.2")
+    with pytest.raises(ErError, match="checkpoint's aux differs"):
+        train_run(toy.stream, tmp_path / "b", "aux.apcl.weight=0.2", resume=Path(m.run_dir))

@@ -171,8 +171,8 @@ def check_resumable(path: Path, spec: NetworkSpec) -> None:
                 at=str(path),
                 hint="resume with the features the run was trained on (same encoders)",
             )
-    for key in ("tasks", "model", "fusion", "context", "head"):
-        if saved.get(key) != want[key]:
+    for key in ("tasks", "model", "fusion", "context", "head", "aux"):
+        if saved.get(key) != want.get(key):
             raise ErError(
                 f"the checkpoint's {key} differs from the config's: {saved.get(key)} vs {want[key]}",
                 at=str(path),
