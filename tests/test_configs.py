@@ -37,7 +37,7 @@ def test_every_file_is_covered():
 
 def _network(files, tasks: dict[str, int]):
     """Validate as er-train does: the whole config, the network for these tasks, the loss."""
-    from er_models import parse_network, resolve
+    from er_models import SECTIONS, parse_network, resolve
     from er_train.config import TrainConfig
 
     data, origins = merge_sources(files)
@@ -45,7 +45,7 @@ def _network(files, tasks: dict[str, int]):
     wanted = cfg.tasks or [cfg.task or next(iter(tasks))]
     assert set(wanted) <= set(tasks), f"{files[-1]} names tasks its dataset lacks: {wanted}"
     spec = parse_network(
-        {k: getattr(cfg, k) for k in ("model", "fusion", "context", "head", "aux")},
+        {k: getattr(cfg, k) for k in SECTIONS},
         DIMS,
         {t: tasks[t] for t in wanted},
         origins,

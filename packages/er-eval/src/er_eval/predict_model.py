@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 try:
     import torch
-    from er_models import build_model, parse_network
+    from er_models import build_model, run_network
     from er_models.layout import Groups, groups_by_split, make_layout, single_groups, speaker_slots
 except ImportError as e:  # er-models is the `predict` extra of er-eval
     raise ErError(
@@ -28,12 +28,11 @@ except ImportError as e:  # er-models is the `predict` extra of er-eval
         hint="install er-eval[predict] (uv sync --extra predict, or pip install 'er-eval[predict]')",
     ) from None
 
-SECTIONS = ("model", "fusion", "context", "head", "aux")
 SPLITS = ("train", "dev", "test")
 
 
 def rebuild(run: RunManifest, classes: dict[str, list[str]], at: str) -> NetworkSpec:
-    """The run's network from its resolved config; its hash must be the run's network hash."""
+    """The run's network (er_models.run_network), refused for runs that trained an encoder."""
     method = run.config.get("run", {}).get("method", "F")
     if method != "F":
         raise ErError(
@@ -42,17 +41,7 @@ def rebuild(run: RunManifest, classes: dict[str, list[str]], at: str) -> Network
             at=at,
             hint="use the run's own dev/test predictions (er-eval score), or a method F run",
         )
-    sections = {k: run.config.get(k, {}) for k in SECTIONS if k in run.config}
-    spec = parse_network(sections, run.dims, {t: len(c) for t, c in classes.items()})
-    if spec.hash != run.network_hash:
-        raise ErError(
-            f"the run's config builds network {spec.hash[:12]} here, the run has "
-            f"{run.network_hash[:12]}: it was made by another er-models version",
-            at=at,
-            hint="predict with the er-models version that trained the run (see its `tool`), or "
-            "train again",
-        )
-    return spec
+    return run_network(run, classes, at)
 
 
 def weights_path(run: RunManifest, folder: Path) -> Path:

@@ -47,10 +47,12 @@ _LAZY = {
     "MODALITIES": "er_models.spec",
     "ModelSection": "er_models.spec",
     "NetworkSpec": "er_models.spec",
+    "SECTIONS": "er_models.spec",
     "TaskSpec": "er_models.spec",
     "modality_tag": "er_models.spec",
     "parse_modalities": "er_models.spec",
     "parse_network": "er_models.spec",
+    "run_network": "er_models.spec",
 }
 __all__ = sorted(_LAZY)
 

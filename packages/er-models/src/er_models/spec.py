@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from er_core import Config, ErError, content_id, to_dict, validate
+from er_core import Config, ErError, RunManifest, content_id, to_dict, validate
 
 from er_models.registry import Resolved, resolve
 
 # Bump when a part's code changes what its weights mean (names in checkpoints, shapes, maths).
 CODE_VERSION = 1
 MODALITIES = ("text", "audio", "video")
+SECTIONS = ("model", "fusion", "context", "head", "aux")  # the config sections of the network
 SHORT = {"text": "T", "audio": "A", "video": "V"}
 
 
@@ -138,6 +139,22 @@ def parse_network(
         tasks=tuple(TaskSpec(n, int(c)) for n, c in tasks.items()),
         aux=objectives,
     )
+
+
+def run_network(run: RunManifest, classes: Mapping[str, list[str]], at: str) -> NetworkSpec:
+    """A finished run's network, rebuilt from its resolved config and its tasks' `classes`
+    (`at` names its run.json in errors); the hash must be the run's own, or the weights would not
+    mean what they meant."""
+    sections = {k: run.config[k] for k in SECTIONS if k in run.config}
+    spec = parse_network(sections, run.dims, {t: len(c) for t, c in classes.items()})
+    if spec.hash != run.network_hash:
+        raise ErError(
+            f"the run's config builds network {spec.hash[:12]} here, the run has "
+            f"{run.network_hash[:12]}: it was made by another er-models version",
+            at=at,
+            hint="use the er-models version that trained the run (see its `tool`), or train again",
+        )
+    return spec
 
 
 def modality_tag(modalities: list[str]) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from er_core import info
 from er_models import ERModel, Output
+from er_models.distill import dist_loss, kl_distill
 from torch import nn
 
 from er_train import distributed
@@ -97,8 +98,6 @@ def forward(s: Setup, batch: Batch, train: bool = False, progress: float = 0.0) 
 
 def distillation(s: Setup, student: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """kl · KL_T + dist · DIST_T of the student's main-task logits against the teacher's."""
-    from er_models.distill import dist_loss, kl_distill
-
     d, teacher = s.distill, s.teacher[rows]
     total = torch.zeros((), device=s.device)
     if d.kl:

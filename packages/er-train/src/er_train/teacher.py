@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 import torch
 from er_core import ErError, RunManifest
-from er_models import build_model, parse_network
+from er_models import build_model, run_network
 
 from er_train.checkpoint import load_weights
 from er_train.data import Data
@@ -81,17 +81,7 @@ def load_teacher(where: str, data: Data) -> tuple[RunManifest, torch.nn.Module]:
     run, path = read_teacher(where)
     at = str(path)
     _check_inputs(run, data, at)
-    sections = {
-        k: run.config[k] for k in ("model", "fusion", "context", "head", "aux") if k in run.config
-    }
-    spec = parse_network(sections, run.dims, {t: len(c) for t, c in run.classes.items()})
-    if spec.hash != run.network_hash:
-        raise ErError(
-            f"the teacher's config builds network {spec.hash[:12]} here, the run has "
-            f"{run.network_hash[:12]}",
-            at=at,
-            hint="the teacher was made by another er-models version; train it again",
-        )
+    spec = run_network(run, run.classes, at)
     if run.weights is None:
         raise ErError("the teacher run has no weights", at=at, hint="name a finished run")
     model = build_model(spec)

@@ -29,6 +29,7 @@ from er_core import (
     to_dict,
 )
 from er_models import (
+    SECTIONS,
     NetworkSpec,
     build_model,
     create,
@@ -156,7 +157,7 @@ def train(
         torch.manual_seed(cfg.seed)  # the LoRA adapters' initial values
         tower = build_tower(cfg.finetune, cfg.run.method, data.dataset, data.ids)
         data.set_tuned(tuned, tower.dim, tower.present)
-    sections = {k: getattr(cfg, k) for k in ("model", "fusion", "context", "head", "aux")}
+    sections = {k: getattr(cfg, k) for k in SECTIONS}
     tasks = {n: t.spec.classes for n, t in data.tasks.items()}
     spec = parse_network(sections, data.dims, tasks, origins)
     losses, loss_cfg = _losses(cfg, data, origins)
@@ -167,7 +168,7 @@ def train(
         "modalities": modality_tag(data.modalities),
         "task": data.main,
         "tasks": list(data.tasks),
-        **{k: net[k] for k in ("model", "fusion", "context", "head", "aux") if k in net},
+        **{k: net[k] for k in SECTIONS if k in net},
         "loss": loss_cfg,
         "train": to_dict(cfg.train),
         "run": to_dict(cfg.run),
