@@ -1,11 +1,13 @@
 """er-core: the wire protocol and plumbing every er tool shares (no torch)."""
 
+from er_core.checks import nonfinite_rows, require_finite, require_float32_range
 from er_core.cli import info, run, warn
 from er_core.config import Config, load_config, merge_sources, parse_override, to_dict, validate
-from er_core.errors import ErError, UsageError
+from er_core.errors import ErError, UsageError, from_os_error
 from er_core.features import FeatureSet, aligned_features, load_features, read_index
 from er_core.files import atomic_dir, atomic_path, sha256_bytes, sha256_file, write_bytes_atomic
 from er_core.ids import canonical_json, content_id, output_dir
+from er_core.locks import folder_lock, is_locked
 from er_core.messages import (
     KINDS,
     SCHEMA_VERSION,
@@ -31,6 +33,17 @@ from er_core.metrics import (
     support,
     weighted_f1,
 )
+from er_core.paths import confine, is_relative_inside, within
+from er_core.ranges import (
+    Dropout,
+    FiniteFloat,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    check_options,
+)
 from er_core.stream import Envelope, find, read_stream, write_stream
 from er_core.tensors import read_tensors, write_tensors
 
@@ -41,6 +54,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Config",
     "DatasetManifest",
+    "Dropout",
     "Envelope",
     "EpochRecord",
     "ErError",
@@ -48,9 +62,15 @@ __all__ = [
     "FeatureManifest",
     "FeatureSet",
     "FileRef",
+    "FiniteFloat",
     "MediaIssue",
     "Message",
+    "NonNegativeFloat",
+    "NonNegativeInt",
+    "PositiveFloat",
+    "PositiveInt",
     "PredictionManifest",
+    "Probability",
     "RunManifest",
     "TaskInfo",
     "TaskScores",
@@ -60,14 +80,21 @@ __all__ = [
     "atomic_dir",
     "atomic_path",
     "canonical_json",
+    "check_options",
+    "confine",
     "confusion_matrix",
     "content_id",
     "find",
+    "folder_lock",
+    "from_os_error",
     "info",
+    "is_locked",
+    "is_relative_inside",
     "load_config",
     "load_features",
     "macro_f1",
     "merge_sources",
+    "nonfinite_rows",
     "output_dir",
     "parse_override",
     "per_class_f1",
@@ -76,6 +103,8 @@ __all__ = [
     "read_index",
     "read_stream",
     "read_tensors",
+    "require_finite",
+    "require_float32_range",
     "run",
     "sha256_bytes",
     "sha256_file",
@@ -84,6 +113,7 @@ __all__ = [
     "validate",
     "warn",
     "weighted_f1",
+    "within",
     "write_bytes_atomic",
     "write_stream",
     "write_tensors",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from er_core.errors import ErError
+import typer
+
+from er_core.errors import ErError, from_os_error
 
 
 def debug() -> bool:
@@ -25,42 +28,92 @@ def info(text: str) -> None:
 def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
     """Call a Typer app and turn every outcome into the protocol's exit codes.
 
-    ErError -> its two lines on stderr and exit 1 (2 for usage). A reader that closed the pipe
-    (`cmd | head -1`) -> exit quietly. Anything else is a bug: a traceback with ER_DEBUG=1.
+    ErError -> its two lines on stderr and exit 1 (2 for usage); so does a usage error Typer
+    finds in the command line (an unknown option, a value out of range). An ordinary OS fault
+    (no space, no permission, a closed stdout) -> one line naming the path, and a real hint.
+    Ctrl-C -> `error: interrupted` and exit 130. A reader that closed the pipe (`cmd | head -1`)
+    -> exit quietly. Anything else is a bug: a traceback with ER_DEBUG=1.
     """
+    code = 0
     try:
-        app(prog_name=prog_name)
+        _require_stdout()
+        result = app(prog_name=prog_name, standalone_mode=False)
+        code = result if isinstance(result, int) else 0
     except SystemExit:
         raise
     except ErError as e:
-        if debug():
-            raise
-        print("\n".join(e.lines()), file=sys.stderr)
-        sys.exit(e.exit_code)
+        _fail(e.lines(), e.exit_code, e)
     except BrokenPipeError:
         _quiet_pipe()
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as e:
-        if debug():
-            raise
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
-        print(f"error: {type(e).__name__}" + (f": {first}" if first else ""), file=sys.stderr)
-        print(
-            "hint: this is a bug in er; rerun with ER_DEBUG=1 for the traceback and report it",
-            file=sys.stderr,
+    except (KeyboardInterrupt, typer.Abort) as e:
+        _fail(
+            [
+                "error: interrupted",
+                "hint: rerun the same command to continue; finished steps and checkpoints are kept",
+            ],
+            130,
+            e,
         )
-        sys.exit(1)
+    except typer.TyperException as e:  # Typer's own usage errors: bad option, value, command
+        ctx = getattr(e, "ctx", None)
+        where = ctx.command_path if ctx is not None else prog_name or "the command"
+        usage = ErError(_typer_message(e), hint=f"see `{where} --help`")
+        _fail(usage.lines(), getattr(e, "exit_code", 2) or 2, e)
+    except OSError as e:
+        _quiet_pipe()  # if stdout is what failed, the final flush must not fail again
+        _fail(from_os_error(e).lines(), 1, e)
+    except Exception as e:
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        _fail(
+            [
+                f"error: {type(e).__name__}" + (f": {first}" if first else ""),
+                "hint: this is a bug in er; rerun with ER_DEBUG=1 for the traceback and report it",
+            ],
+            1,
+            e,
+        )
     finally:
         try:
-            sys.stdout.flush()
+            if sys.stdout is not None:
+                sys.stdout.flush()
         except BrokenPipeError:
             _quiet_pipe()
+        except OSError as e:  # /dev/full: the last flush is where a full stdout shows
+            _quiet_pipe()
+            _fail(from_os_error(e, at="<stdout>").lines(), 1, e)
+    if code:
+        sys.exit(code)
+
+
+def _fail(lines: list[str], code: int, exc: BaseException) -> None:
+    if debug() and not isinstance(exc, KeyboardInterrupt):
+        raise exc
+    # if stderr itself is closed, the exit code is all that is left
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        print("\n".join(lines), file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _typer_message(e: Exception) -> str:
+    fmt = getattr(e, "format_message", None)
+    return fmt() if callable(fmt) else str(e)
+
+
+def _require_stdout() -> None:
+    """A closed stdout (`cmd >&-`) is a usage fault, said before any work."""
+    if sys.stdout is None:
+        raise ErError(
+            "stdout is closed",
+            at="<stdout>",
+            hint="give the command an open stdout: a file (> out.ndjson) or a pipe",
+        )
 
 
 def _quiet_pipe() -> None:
     # Point stdout at /dev/null so the interpreter's final flush cannot raise again.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass

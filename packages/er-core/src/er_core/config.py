@@ -51,6 +51,12 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         raise UsageError(
             f"bad --set '{item}'", hint="write --set section.key=value, e.g. --set task=sentiment"
         )
+    if "\n" in value or "\r" in value:
+        raise UsageError(
+            f"bad --set '{key}': its value spans lines",
+            at=f"--set {key}",
+            hint="a --set value is one line; put longer settings in a --config file",
+        )
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
@@ -173,7 +179,12 @@ def validate(data: Mapping[str, Any], cls: type[T], origins: Mapping[str, str] |
             what = f"unknown key '{'.'.join(key_parts)}'"
         else:
             key_parts = parts
-            hint = "fix the value's type or spelling"
+            ranged = re.search(r"Expected `\w+` [<>]=?|length|Expected `str` matching", what)
+            hint = (
+                "choose a value in the allowed range"
+                if ranged
+                else "fix the value's type or spelling"
+            )
             what = f"bad value for '{'.'.join(key_parts) or '<root>'}': {what}"
         key = ".".join(key_parts)
         origins = origins or {}

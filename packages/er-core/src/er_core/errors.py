@@ -35,3 +35,36 @@ class UsageError(ErError):
 def one_line(text: str) -> str:
     """`text` with its line breaks folded into spaces (the protocol's messages are one line)."""
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+# errno -> (what happened, the fix): the ordinary faults of a file system, each with a real hint
+_OS_HINTS = {
+    "ENOSPC": ("no space left on the device", "free some space, or write to another disk"),
+    "EDQUOT": ("disk quota exceeded", "free some space, or write to another disk"),
+    "EFBIG": ("file too large for the file system", "write to another file system"),
+    "EACCES": ("permission denied", "check the permissions of the path, or write elsewhere"),
+    "EPERM": ("operation not permitted", "check the permissions of the path, or write elsewhere"),
+    "EROFS": ("read-only file system", "write to a writable folder (--out, --runs, --cache)"),
+    "ENOENT": ("no such file or folder", "check the path; was it moved or deleted while er ran?"),
+    "ENOTDIR": ("a part of the path is not a folder", "check the path"),
+    "EISDIR": ("is a folder, not a file", "name a file, not a folder"),
+    "EEXIST": ("already exists", "remove it or choose another name"),
+    "ENAMETOOLONG": ("file name too long", "use a shorter path"),
+    "EMFILE": ("too many open files", "raise the limit (ulimit -n) and rerun"),
+    "EIO": ("input/output error", "the disk or the file system reported a fault; check it"),
+    "EBADF": ("the stream is closed", "give the command an open stdout (a file or a pipe)"),
+}
+
+
+def from_os_error(e: OSError, *, at: str | None = None) -> ErError:
+    """An ErError for an ordinary OS fault: what happened (by errno), where, and the fix."""
+    import errno as _errno
+
+    name = _errno.errorcode.get(e.errno or 0, "")
+    what, hint = _OS_HINTS.get(
+        name, (e.strerror or type(e).__name__, "check the path and the disk")
+    )
+    where = at or e.filename
+    if e.filename2:
+        where = f"{e.filename} -> {e.filename2}"
+    return ErError(what, at=str(where) if where else None, hint=hint)

@@ -14,7 +14,7 @@ from typing import IO, TypeVar
 
 import msgspec
 
-from er_core.errors import ErError, UsageError
+from er_core.errors import ErError, UsageError, from_os_error
 from er_core.messages import KINDS, Message
 
 M = TypeVar("M", bound=Message)
@@ -141,9 +141,17 @@ def write_stream(
     envelopes: Iterable[Envelope], new: Iterable[Message] = (), out: IO[bytes] | None = None
 ) -> None:
     """Write the upstream messages unchanged, then the new ones, one per line."""
+    to_stdout = out is None
     out = out if out is not None else sys.stdout.buffer
-    for env in envelopes:
-        out.write(env.raw + b"\n")
-    for msg in new:
-        out.write(encode(msg) + b"\n")
-    out.flush()
+    try:
+        for env in envelopes:
+            out.write(env.raw + b"\n")
+        for msg in new:
+            out.write(encode(msg) + b"\n")
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        if not to_stdout or e.filename:
+            raise
+        raise from_os_error(e, at="<stdout>") from None
