@@ -71,6 +71,9 @@ class DatasetManifest(Message, frozen=True, kw_only=True, tag="dataset"):
     config: dict[str, Any] = {}
     inputs: dict[str, str] = {}  # source file (relative to source_root) -> sha256
     media_issues: list[MediaIssue] = []
+    # media and data paths may be links that lead out of source_root (`prepare --follow-links`);
+    # every reader of the table honours the same choice
+    follow_links: bool = False
 
 
 class FeatureManifest(Message, frozen=True, kw_only=True, tag="features"):
