@@ -114,3 +114,25 @@ def test_sha256(tmp_path):
         sha256_file(tmp_path / "empty")
         == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     )
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    import subprocess
+
+    from er_core import ErError, write_bytes_atomic
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], check=False)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        with pytest.raises(ErError) as e:
+            write_bytes_atomic(mnt / "out.bin", b"x" * (1 << 20))
+        assert e.value.lines() == [
+            f"error: no space left on the device, at {mnt / 'out.bin'}",
+            "hint: free some space, or write to another disk",
+        ]
+        assert list(mnt.iterdir()) == []  # no temporary file left behind
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

@@ -43,6 +43,34 @@ APP = textwrap.dedent(
             else:
                 print(f"line {i}")
 
+    @app.command()
+    def nospace(path: str) -> None:
+        with open(path, "wb") as f:
+            f.write(b"x" * 4096)
+            f.flush()
+            f.write(b"x" * (1 << 24))
+            f.flush()
+
+    @app.command()
+    def readonly(folder: str) -> None:
+        with open(folder + "/out.json", "w") as f:
+            f.write("{}")
+
+    @app.command()
+    def emit(n: int = typer.Option(1, min=1)) -> None:
+        from er_core import write_stream
+        from er_core.messages import DatasetManifest, FileRef
+
+        msg = DatasetManifest(dataset="x", task="t", table=FileRef(path="t", sha256="0"))
+        write_stream([], [msg] * n)
+
+    @app.command()
+    def wait() -> None:
+        import time
+
+        print("ready", file=sys.stderr, flush=True)
+        time.sleep(60)
+
     run(app, prog_name="tiny")
     """
 )
@@ -135,3 +163,77 @@ def test_closed_pipe_is_quiet(app_script, binary):
     assert "BrokenPipe" not in err
     assert "Exception ignored" not in err
     assert err == ""
+
+
+def test_typer_usage_error_is_one_error_line_and_a_hint(app_script):
+    r = run_app(app_script, "emit", "--n", "0")
+    assert r.returncode == 2
+    lines = r.stderr.splitlines()
+    assert len(lines) == 2, r.stderr
+    assert lines[0].startswith("error: ") and "--n" in lines[0]
+    assert lines[1] == "hint: see `tiny emit --help`"
+
+
+def test_full_disk_is_one_line(app_script, tmp_path):
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full")
+    r = run_app(app_script, "nospace", str(full))
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "error: no space left on the device",
+        "hint: free some space, or write to another disk",
+    ]
+
+
+def test_stdout_on_a_full_device(app_script):
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run(
+            [sys.executable, str(app_script), "emit", "--n", "3"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == "error: no space left on the device, at <stdout>"
+    assert "Traceback" not in r.stderr and "bug in er" not in r.stderr
+
+
+def test_closed_stdout_is_an_error_not_a_traceback(app_script):
+    r = subprocess.run(
+        [sys.executable, str(app_script), "emit"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == "error: stdout is closed, at <stdout>"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through read-only permissions")
+def test_read_only_folder_names_the_path(app_script, tmp_path):
+    tmp_path.chmod(0o555)
+    try:
+        r = run_app(app_script, "readonly", str(tmp_path))
+    finally:
+        tmp_path.chmod(0o755)
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[0] == f"error: permission denied, at {tmp_path}/out.json"
+
+
+def test_sigint_says_interrupted_and_exits_130(app_script):
+    import signal
+
+    p = subprocess.Popen(
+        [sys.executable, str(app_script), "wait"], stderr=subprocess.PIPE, text=True
+    )
+    assert p.stderr is not None
+    assert p.stderr.readline() == "ready\n"
+    p.send_signal(signal.SIGINT)
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 130
+    assert err.splitlines()[0] == "error: interrupted"
+    assert err.splitlines()[1].startswith("hint: rerun the same command")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +38,7 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
     """
     code = 0
     try:
+        _interrupt_past_typer()
         _require_stdout()
         result = app(prog_name=prog_name, standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -46,7 +49,7 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
     except BrokenPipeError:
         _quiet_pipe()
         sys.exit(1)
-    except (KeyboardInterrupt, typer.Abort) as e:
+    except (KeyboardInterrupt, Interrupted, typer.Abort) as e:
         _fail(
             [
                 "error: interrupted",
@@ -86,8 +89,26 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
         sys.exit(code)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C, raised past Typer (which would turn KeyboardInterrupt into a silent exit 130).
+
+    A BaseException, so `except Exception` does not swallow it and every `finally` and
+    `except BaseException` cleanup (temporary files, locks) still runs on the way out.
+    """
+
+
+def _interrupt_past_typer() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        raise Interrupted
+
+    signal.signal(signal.SIGINT, on_sigint)
+
+
 def _fail(lines: list[str], code: int, exc: BaseException) -> None:
-    if debug() and not isinstance(exc, KeyboardInterrupt):
+    if debug() and not isinstance(exc, KeyboardInterrupt | Interrupted):
         raise exc
     # if stderr itself is closed, the exit code is all that is left
     with contextlib.suppress(OSError, ValueError, AttributeError):

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from er_core.errors import from_os_error
+
 _CHUNK = 1 << 20
 
 
@@ -46,6 +48,11 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # that: the output gets the mode open() would give it
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        if e.filename or e.errno is None or isinstance(e, BrokenPipeError):
+            raise
+        raise from_os_error(e, at=str(final)) from e  # a write error names no file: name ours
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -76,6 +83,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             if not final.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.filename or e.errno is None or isinstance(e, BrokenPipeError):
+            raise
+        raise from_os_error(e, at=str(final)) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
