@@ -37,8 +37,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
     -> exit quietly. Anything else is a bug: a traceback with ER_DEBUG=1.
     """
     code = 0
+    previous = _interrupt_past_typer()
     try:
-        _interrupt_past_typer()
         _require_stdout()
         result = app(prog_name=prog_name, standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -64,7 +64,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
         usage = ErError(_typer_message(e), hint=f"see `{where} --help`")
         _fail(usage.lines(), getattr(e, "exit_code", 2) or 2, e)
     except OSError as e:
-        _quiet_pipe()  # if stdout is what failed, the final flush must not fail again
+        if e.filename is None:
+            _quiet_pipe()  # if stdout is what failed, the final flush must not fail again
         _fail(from_os_error(e).lines(), 1, e)
     except Exception as e:
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
@@ -77,6 +78,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
             e,
         )
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
         try:
             if sys.stdout is not None:
                 sys.stdout.flush()
@@ -97,14 +100,17 @@ class Interrupted(BaseException):
     """
 
 
-def _interrupt_past_typer() -> None:
+def _interrupt_past_typer() -> Any:
+    """Install the Ctrl-C handler; returns the one it replaced (to put back), or None."""
     if threading.current_thread() is not threading.main_thread():
-        return
+        return None
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        return None  # started in the background with Ctrl-C ignored: keep it so
 
     def on_sigint(signum: int, frame: Any) -> None:
         raise Interrupted
 
-    signal.signal(signal.SIGINT, on_sigint)
+    return signal.signal(signal.SIGINT, on_sigint)
 
 
 def _fail(lines: list[str], code: int, exc: BaseException) -> None:
