@@ -27,6 +27,45 @@ def cli():
     return er_data
 
 
+def toy_table(
+    path: Path,
+    counts: dict[str, dict[str, int]] | dict[str, int],
+    classes: list[str] = (),
+    *,
+    task: str = "emotion",
+):
+    """A canonical utterance table (one utterance per dialogue) with `counts[split][class]` rows
+    of each class, or `counts[split]` rows of a regression target when `classes` is empty.
+    Returns its FileRef (real sha256), for a DatasetManifest that passes the table check."""
+    import polars as pl
+    from er_core import FileRef, TaskInfo, sha256_file
+    from er_data.table import finish
+
+    rows = []
+    for split, per in counts.items():
+        labels = [c for c, n in per.items() for _ in range(n)] if classes else [0.5] * per
+        for label in labels:
+            i = len(rows)
+            row = {"id": f"{split}/u{i}", "dialogue": f"{split}/d{i}", "turn": 0}
+            row |= {"text": f"utterance {i}", "split": split, "source": f"toy.csv:row {i + 1}"}
+            if classes:
+                row |= {task: classes.index(label), f"{task}_name": label}
+            else:
+                row[task] = label
+            rows.append(row)
+    info = TaskInfo(
+        type="classification" if classes else "regression", column=task, classes=list(classes)
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    finish(pl.DataFrame(rows), {task: info}).write_parquet(path)
+    return FileRef(path=str(path), sha256=sha256_file(path), bytes=path.stat().st_size)
+
+
+@pytest.fixture
+def make_table():
+    return toy_table
+
+
 class TinyMedia:
     """Smallest real media files: they open and decode, so only missing or junk files are issues."""
 

@@ -11,13 +11,21 @@ import subprocess
 import sys
 
 import pytest
-from er_core import DatasetManifest, FileRef
+from er_core import DatasetManifest
 from er_core.stream import encode
 
 CLASSES = ["neutral", "joy", "anger"]
+SPLITS = {"train": 6, "dev": 3, "test": 2}
+COUNTS = {
+    "train": {"neutral": 3, "joy": 2, "anger": 1},
+    "dev": {"neutral": 1, "joy": 1, "anger": 1},
+    "test": {"neutral": 2, "joy": 0, "anger": 0},
+}
 
 
-def manifest(**kw) -> DatasetManifest:
+def manifest(folder, make_table, **kw) -> DatasetManifest:
+    """A manifest and its real table (in `folder`), which passes the table check."""
+    counts = kw.get("class_counts", COUNTS) or kw.get("splits", SPLITS)
     fields = {
         "id": "f" * 64,
         "tool": "er-data 0.1.0",
@@ -25,13 +33,14 @@ def manifest(**kw) -> DatasetManifest:
         "task": "emotion",
         "classes": CLASSES,
         "label_column": "emotion",
-        "splits": {"train": 6, "dev": 3, "test": 2},
-        "class_counts": {
-            "train": {"neutral": 3, "joy": 2, "anger": 1},
-            "dev": {"neutral": 1, "joy": 1, "anger": 1},
-            "test": {"neutral": 2, "joy": 0, "anger": 0},
-        },
-        "table": FileRef(path="/nowhere/utterances.parquet", sha256="0" * 64),
+        "splits": SPLITS,
+        "class_counts": COUNTS,
+        "table": make_table(
+            folder / "utterances.parquet",
+            counts,
+            kw.get("classes", CLASSES),
+            task=kw.get("task", "emotion"),
+        ),
     }
     return DatasetManifest(**{**fields, **kw})
 
@@ -41,9 +50,9 @@ FUTURE = b'{"kind":"report_v9","encoder": "minilm" ,"shards":[1,2]}'  # a kind t
 
 
 @pytest.fixture
-def manifest_file(tmp_path):
+def manifest_file(tmp_path, make_table):
     p = tmp_path / "manifest.json"
-    p.write_bytes(encode(manifest()) + b"\n")
+    p.write_bytes(encode(manifest(tmp_path, make_table)) + b"\n")
     return p
 
 
@@ -139,8 +148,16 @@ def test_stats_json(cli, manifest_file):
     assert sum(x["count"] for x in rows if x["split"] == "train") == 6
 
 
-def test_stats_regression_manifest(cli, tmp_path):
-    m = manifest(task="regression", task_type="regression", classes=[], class_counts={})
+def test_stats_regression_manifest(cli, tmp_path, make_table):
+    m = manifest(
+        tmp_path,
+        make_table,
+        task="regression",
+        task_type="regression",
+        classes=[],
+        class_counts={},
+        label_column="regression",
+    )
     p = tmp_path / "m.json"
     p.write_bytes(encode(m) + b"\n")
     r = cli("stats", str(p), "--format", "json")
@@ -224,3 +241,44 @@ def test_stats_into_a_closed_pipe_is_quiet(manifest_file, tmp_path):
     assert head == FUTURE + b"\n"
     text = err.decode()
     assert "Traceback" not in text and "BrokenPipe" not in text and "Exception ignored" not in text
+
+
+def two_lines(stderr: bytes) -> list[str]:
+    lines = stderr.decode().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("error: ") and lines[1].startswith("hint: "), lines
+    assert "bug in er" not in lines[1] and "Traceback" not in stderr.decode(), lines
+    return lines
+
+
+def test_stats_with_stdout_closed(manifest_file):
+    """`er-data stats m.json >&-`: one error line, no traceback."""
+    r = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" -m er_data stats "{manifest_file}" >&-'],
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        timeout=60,
+    )
+    assert r.returncode == 1
+    two_lines(r.stderr)
+
+
+def test_prepare_into_a_full_disk(tmp_path):
+    """`er-data prepare ... > /dev/full`: one error line saying the disk is full."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    root = tmp_path / "MELD"
+    root.mkdir()
+    head = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID\n"
+    for split in ("train", "dev", "test"):
+        (root / f"{split}_sent_emo.csv").write_text(head + "1,Hi.,Ann,joy,positive,0,0\n")
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "er_data", "prepare", "meld", "--root", str(root)],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    assert r.returncode == 1
+    assert "no space" in two_lines(r.stderr)[0]

@@ -119,6 +119,9 @@ def test_emotion4_merges_exc_into_hap_and_drops_fru(tmp_path):
     m6 = run_prepare(root, tmp_path / "out", task="emotion6")
     fru = rows(m6)["Ses05F_impro01_M000"]
     assert (fru["emotion6"], fru["emotion6_name"], fru["emotion4"]) == (5, "fru", None)
+    # a turn is the same whatever the task: emotion4 keeps the gap fru leaves (F000, M000, F001)
+    assert (got["Ses05F_impro01_F000"]["turn"], exc["turn"]) == (0, 2)
+    assert rows(m6)["Ses05F_impro01_F001"]["turn"] == 2 and fru["turn"] == 1
 
 
 def test_ids_dialogues_speakers_turns_and_sources(tmp_path):
@@ -350,9 +353,9 @@ def test_missing_transcription_file(tmp_path, cli):
 
 def test_bad_options(tmp_path):
     root = write_iemocap(tmp_path / "IEMOCAP_full_release")
-    with pytest.raises(ErError, match="test_session 6"):
+    with pytest.raises(ErError, match=r"test_session.*<= 5"):
         run_prepare(root, tmp_path / "out", overrides=["test_session=6"])
-    with pytest.raises(ErError, match="dev_fraction"):
+    with pytest.raises(ErError, match=r"dev_fraction.*< 1"):
         run_prepare(root, tmp_path / "out", overrides=["dev_fraction=1.5"])
     partial = write_iemocap(tmp_path / "partial", sessions=(1, 2))
     with pytest.raises(ErError, match="Session5 not found") as e:

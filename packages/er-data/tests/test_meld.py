@@ -151,8 +151,8 @@ def test_ids_dialogues_turns_and_labels(tmp_path):
     assert got["train/dia0_utt1"]["dialogue"] == "train/dia0"
     assert t.filter(pl.col("split") == "train")["dialogue"].n_unique() == 2
     assert t["dialogue"].n_unique() == 5
-    # turn is the Utterance_ID, not the row's position (train dialogue 1 has no utterance 1)
-    assert got["train/dia1_utt2"]["turn"] == 2
+    # turns count from 0 in Utterance_ID order (train dialogue 1 has no utterance 1)
+    assert got["train/dia1_utt2"]["turn"] == 1
     assert got["train/dia1_utt0"]["turn"] == 0
     r = got["train/dia0_utt1"]
     assert (r["speaker"], r["text"], r["split"]) == ("Monica", "You’re late!", "train")
@@ -390,7 +390,8 @@ def test_duplicate_utterance_id(tmp_path, cli):
 def test_duplicate_report_names_rows_of_the_same_id():
     # two duplicated ids, interleaved: the "also at" row must hold the same id as the first
     from er_core import TaskInfo
-    from er_data.table import check, finish
+    from er_data.check import check
+    from er_data.table import finish
 
     tasks = {"emotion": TaskInfo(type="classification", column="emotion", classes=["a"])}
     ids = ["B", "A", "x", "A", "B"] + [f"u{i}" for i in range(6)] + ["C", "C"]

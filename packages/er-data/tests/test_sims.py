@@ -122,8 +122,9 @@ def test_regression_is_the_default(tmp_path):
         -0.8,
         -1.0,
     )
+    # video_0002 has a clip in train and one in dev: one dialogue per split
     assert (r["dialogue"], r["speaker"], r["text"], r["split"]) == (
-        "video_0002",
+        "video_0002@train",
         "",
         "太糟糕了！",
         "train",
@@ -155,6 +156,14 @@ def test_turns_follow_the_clip_number(tmp_path):
     assert [got[f"video_0001/{c}"]["turn"] for c in (1, 2, 10)] == [0, 1, 2]
     assert [got[f"video_0004/{c}"]["turn"] for c in (1, 2, 3)] == [0, 1, 2]
     assert got["video_0003/1"]["turn"] == 0
+    assert got["video_0003/1"]["dialogue"] == "video_0003"
+    # a video across splits: each split's clips are a dialogue of their own, counted from 0
+    assert [
+        (got[f"video_0002/{c}"]["dialogue"], got[f"video_0002/{c}"]["turn"]) for c in (1, 2)
+    ] == [
+        ("video_0002@train", 0),
+        ("video_0002@dev", 0),
+    ]
 
 
 def test_unimodal_columns_are_optional(tmp_path):

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from er_core import DatasetManifest, ErError, FileRef
+from er_core import DatasetManifest, ErError, FileRef, TaskInfo, sha256_file
 from er_core.stream import encode
 from er_data import media
 from er_data.prepare import prepare
 from er_data.synth import synth
+from er_data.table import finish
 from er_data.validate import validate
 
 av = pytest.importorskip("av")
@@ -112,19 +113,31 @@ def test_shared_file_is_decoded_once_and_segments_checked(
     for more than the file holds."""
     root, _ = dataset
     wav = "train_splits/dia0_utt0.wav"
-    table = pl.DataFrame(
-        {
-            "id": ["a", "b", "c"],
-            "audio": [wav, wav, wav],
-            "audio_start": [0.0, 0.5, 3.0],
-            "audio_end": [0.5, 1.0, 4.0],  # the WAV lasts 1 s: "c" is beyond it
-        }
+    info = TaskInfo(type="classification", column="emotion", classes=["neutral"])
+    table = finish(
+        pl.DataFrame(
+            {
+                "id": ["a", "b", "c"],
+                "dialogue": ["d", "d", "d"],
+                "turn": [0, 1, 2],
+                "text": ["x", "y", "z"],
+                "split": ["train"] * 3,
+                "emotion": [0, 0, 0],
+                "emotion_name": ["neutral"] * 3,
+                "audio": [wav, wav, wav],
+                "audio_start": [0.0, 0.5, 3.0],
+                "audio_end": [0.5, 1.0, 4.0],  # the WAV lasts 1 s: "c" is beyond it
+                "source": ["t:row 1", "t:row 2", "t:row 3"],
+            }
+        ),
+        {"emotion": info},
     )
     table.write_parquet(tmp_path / "t.parquet")
     manifest = DatasetManifest(
         dataset="x",
         task="emotion",
-        table=FileRef(path=str(tmp_path / "t.parquet"), sha256=""),
+        tasks={"emotion": info},
+        table=FileRef(path=str(tmp_path / "t.parquet"), sha256=sha256_file(tmp_path / "t.parquet")),
         source_root=str(root),
     )
     calls = []

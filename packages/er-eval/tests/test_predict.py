@@ -123,9 +123,7 @@ def _csv(path: Path, n_dialogues: int, seed: int) -> None:
             label = CLASSES[int(rng.integers(4))]
             who = people[int(rng.integers(len(people)))] if t else people[0]
             arousal = round(AROUSAL[label] + 0.05 * float(rng.normal()), 3)
-            # turn 1 of each test dialogue is a dev row: a dialogue across splits (as in CH-SIMS)
-            split = "dev" if fold == "test" and t == 1 else fold
-            rows.append([f"d{d:02d}", t, who, f"line {t} of {d}", label, arousal, split])
+            rows.append([f"d{d:02d}", t, who, f"line {t} of {d}", label, arousal, fold])
     rows = [rows[i] for i in rng.permutation(len(rows))]  # not in dialogue order
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -353,6 +351,24 @@ def test_nan_features_are_refused(world, tmp_path):
     stream = world.toy.stream(tmp_path / "s.ndjson", world.toy.features["text"], line)
     with pytest.raises(ErError, match=r"audio features .* hold NaN or inf in 1 rows"):
         predict(stream, world.folder("none"), tmp_path / "o")
+
+
+def test_an_edited_table_is_refused_and_not_blamed_on_features(world, tmp_path):
+    from er_core import DatasetManifest
+
+    envs = read_stream([str(world.toy_stream)])
+    ds = next(e.message for e in envs if isinstance(e.message, DatasetManifest))
+    edited = tmp_path / "utterances.parquet"
+    frame = pl.read_parquet(ds.table.path)
+    frame.with_columns(pl.col("text").str.to_uppercase()).write_parquet(edited)
+    moved = msgspec.structs.replace(ds, table=msgspec.structs.replace(ds.table, path=str(edited)))
+    lines = [encode(moved) if e.message is ds else e.raw for e in envs]
+    stream = tmp_path / "s.ndjson"
+    stream.write_bytes(b"".join(x + b"\n" for x in lines))
+    with pytest.raises(ErError) as e:
+        predict(stream, world.folder("none"), tmp_path / "o")
+    assert "utterance table's sha256 differs" in e.value.what and e.value.at == str(edited)
+    assert "cache" not in (e.value.hint or "")
 
 
 # --- the run itself -------------------------------------------------------------------------

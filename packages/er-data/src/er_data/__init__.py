@@ -8,9 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "prepare", "stats", "synth", "validate"]
+__all__ = ["__version__", "check_table", "prepare", "stats", "synth", "validate"]
 
 _LAZY = {
+    "check_table": "er_data.check",
     "prepare": "er_data.prepare",
     "stats": "er_data.stats",
     "synth": "er_data.synth",

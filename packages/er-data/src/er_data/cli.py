@@ -46,6 +46,15 @@ def prepare(
     out: Annotated[
         Path, typer.Option("--out", help="Output root; the table goes to OUT/er-data/<id>/.")
     ] = Path("er-out"),
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            help="Accept data and media files (or folders on their way) that are symlinks "
+            "leading out of --root. Off: such a file is refused. Recorded in the manifest "
+            "(readers honour it) and part of the output's id.",
+        ),
+    ] = False,
 ) -> None:
     """Write the utterance table and print its DatasetManifest.
 
@@ -62,6 +71,7 @@ def prepare(
         configs=[str(c) for c in config or []],
         overrides=set_ or [],
         out=out,
+        follow_links=follow_links,
     )
     write_stream([], [manifest])
 

@@ -63,7 +63,7 @@ def decode(path: Path, kind: str) -> Decoded:
             return Decoded(problem, 0.0)
     import av
 
-    count = samples = 0
+    count = samples = nonfinite = 0
     try:
         with av.open(str(path)) as c:
             stream = (c.streams.audio if kind == "audio" else c.streams.video)[0]
@@ -73,14 +73,20 @@ def decode(path: Path, kind: str) -> Decoded:
             else:
                 declared = c.duration / av.time_base if c.duration else 0.0
             rate = float(stream.average_rate or 0) if kind == "video" else 0.0
+            mono = _Mono() if kind == "audio" else None
             for frame in c.decode(stream):
                 count += 1
-                samples += getattr(frame, "samples", 0)
+                if mono is not None:
+                    mono.add(frame)
+            if mono is not None:
+                samples, nonfinite = mono.finish()
             sample_rate = stream.codec_context.sample_rate if kind == "audio" else 0
     except (av.FFmpegError, OSError, ValueError, EOFError) as e:
         return Decoded(f"decode error after {count} frames ({type(e).__name__})", 0.0)
     if count == 0:
         return Decoded(f"no {kind} frames decode", 0.0)
+    if kind == "audio" and nonfinite:  # a float file can hold NaN or inf: damage, not silence
+        return Decoded(f"{nonfinite} NaN or inf audio samples", samples / (sample_rate or 1))
     if kind == "audio":
         seconds = samples / sample_rate if sample_rate else 0.0
     else:
@@ -88,6 +94,41 @@ def decode(path: Path, kind: str) -> Decoded:
     if declared > 0 and seconds < MIN_DECODED * declared:
         return Decoded(f"truncated: {seconds:.2f} s of {declared:.2f} s decode", seconds)
     return Decoded(None, seconds)
+
+
+class _Mono:
+    """Audio downmixed to mono as feature extraction reads it (er-features' audio_io): each
+    frame through a resampler to packed float at its own rate, whatever its channel layout,
+    then the channels averaged. Packed, because PyAV cannot read the planes of a planar frame
+    of 8 or more channels (it walks past FFmpeg's 8 data pointers and crashes)."""
+
+    def __init__(self) -> None:
+        self.resampler = None
+        self.samples = self.nonfinite = 0
+
+    def add(self, frame) -> None:
+        import av
+
+        if self.resampler is None:
+            layout = frame.layout.name
+            self.resampler = av.AudioResampler(format="flt", layout=layout, rate=frame.sample_rate)
+        for out in self.resampler.resample(frame):
+            self._count(out)
+
+    def finish(self) -> tuple[int, int]:
+        """(mono samples decoded, how many are NaN or inf)."""
+        if self.resampler is not None:
+            for out in self.resampler.resample(None):  # the filter's delayed samples
+                self._count(out)
+        return self.samples, self.nonfinite
+
+    def _count(self, out) -> None:
+        import numpy as np
+
+        channels = out.layout.nb_channels
+        wave = out.to_ndarray().reshape(-1, channels).mean(axis=1)  # (n * C,) -> (n,)
+        self.samples += len(wave)
+        self.nonfinite += int(np.count_nonzero(~np.isfinite(wave)))
 
 
 def _wav_truncation(path: Path) -> str | None:

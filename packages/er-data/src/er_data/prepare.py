@@ -15,6 +15,7 @@ from er_core import (
     MediaIssue,
     UsageError,
     atomic_dir,
+    confine,
     content_id,
     info,
     merge_sources,
@@ -29,11 +30,14 @@ from er_core import (
 from er_core.config import origin_of as _origin
 from er_core.stream import encode
 
-from er_data import __version__, media, table
+from er_data import __version__, check, media, table
 from er_data.adapters import get
 
 TABLE_NAME = "utterances.parquet"
 MANIFEST_NAME = "manifest.json"
+# bumped when prepare's own rules change what it writes for the same inputs (2: turns renumbered
+# from 0, dialogues checked), so an older output folder is not taken for this one
+TABLE_RULES = 2
 
 
 def prepare(
@@ -44,7 +48,11 @@ def prepare(
     configs: Sequence[str] = (),
     overrides: Sequence[str] = (),
     out: str | Path = "er-out",
+    follow_links: bool = False,
 ) -> DatasetManifest:
+    """Load `adapter_name`'s dataset under `root`, check it, and write its table and manifest
+    under `out` (a no-op if that output exists). Every data and media file must lie inside
+    `root` once links are followed, unless `follow_links`."""
     adapter = get(adapter_name)
     root = Path(root)
     if not root.is_dir():
@@ -64,6 +72,8 @@ def prepare(
     data, origins = merge_sources(configs, sets)
     opts = validate(data, adapter.Options, origins)
     try:
+        # the files that define the table, confined before any is read
+        sources = [_confine(root, p, follow_links, "data file") for p in adapter.inputs(root, opts)]
         loaded = adapter.load(root, opts)
     except ErError as e:
         # an adapter names a config key as `$.a.b`; say which file (or --set) brought it
@@ -77,16 +87,20 @@ def prepare(
             hint=f"tasks: {', '.join(loaded.tasks)}",
         )
     info_ = loaded.tasks[opts.task]
-    frame = loaded.frame.filter(pl.col(info_.column).is_not_null())  # rows labelled for this task
-    table.check(frame, loaded.tasks)
+    # keys (ids, splits, dialogues, turns) are checked on every row, whatever the task; turns
+    # are renumbered before the rows of this task are kept, so a turn is the same for any task
+    check.check_keys(loaded.frame)
+    frame = check.renumber_turns(loaded.frame)
+    frame = frame.filter(pl.col(info_.column).is_not_null())  # rows labelled for this task
+    check.check(frame, loaded.tasks, labelled=opts.task)
+    confine_media(root, frame, follow_links)
 
-    inputs = {
-        str(p.relative_to(root)) if p.is_relative_to(root) else str(p): sha256_file(p)
-        for p in adapter.inputs(root, opts)
-    }
+    inputs = {rel: sha256_file(root / rel) for rel in sources}
     cid = content_id(
         {
             "tool": "er-data prepare",
+            "rules": TABLE_RULES,
+            "follow_links": follow_links,
             "adapter": adapter.name,
             "adapter_version": adapter.version,
             "options": to_dict(opts),
@@ -96,7 +110,13 @@ def prepare(
     )
     folder = Path(output_dir(str(out), "er-data", cid))
     if (folder / MANIFEST_NAME).is_file():  # identical step already done: a no-op
-        return msgspec.json.decode((folder / MANIFEST_NAME).read_bytes(), type=DatasetManifest)
+        done = msgspec.json.decode((folder / MANIFEST_NAME).read_bytes(), type=DatasetManifest)
+        try:
+            check.check_table(done)
+        except ErError as e:
+            e.hint = f"the earlier output is damaged: remove {folder} and rerun"
+            raise
+        return done
 
     issues = check_media(root, frame)
     for issue in issues[:10]:
@@ -130,9 +150,28 @@ def prepare(
             config=to_dict(opts),
             inputs=inputs,
             media_issues=issues,
+            follow_links=follow_links,
         )
         write_bytes_atomic(tmp / MANIFEST_NAME, encode(manifest) + b"\n")
     return manifest
+
+
+def _confine(root: Path, path: Path, follow_links: bool, what: str) -> str:
+    """`path` (an adapter's file under root) as a path relative to root, once confined."""
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    confine(root, rel, follow_links=follow_links, what=what, at=str(path))
+    return rel
+
+
+def confine_media(root: Path, frame: pl.DataFrame, follow_links: bool) -> None:
+    """Every media path of the table leads to a file inside root (links followed), unless
+    `follow_links`: a clip or a folder on its way that links out is refused, naming the row."""
+    for kind in ("audio", "video"):
+        rows = frame.filter(pl.col(kind).is_not_null()).unique(
+            kind, keep="first", maintain_order=True
+        )
+        for rel, source in rows.select(kind, "source").iter_rows():
+            confine(root, rel, follow_links=follow_links, what=f"{kind} file", at=source)
 
 
 def _media_listing(root: Path, frame: pl.DataFrame) -> str:

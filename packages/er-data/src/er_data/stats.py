@@ -1,13 +1,17 @@
-"""`er-data stats`: the class distribution per split, from the manifest alone."""
+"""`er-data stats`: the class distribution per split, from the manifest, once its table passes
+the table check (so stats of an edited or replaced table are refused, not printed)."""
 
 from __future__ import annotations
 
 import polars as pl
 from er_core import DatasetManifest
 
+from er_data.check import check_table
+
 
 def stats_frame(manifest: DatasetManifest) -> pl.DataFrame:
     """One row per (split, class): count and share of the split. Regression: one row per split."""
+    check_table(manifest)
     rows = []
     for split, n in manifest.splits.items():
         per_class = manifest.class_counts.get(split) or {}

@@ -18,9 +18,24 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Annotated
 
+import msgspec
 import numpy as np
-from er_core import Config, ErError, UsageError, atomic_dir, info, load_config
+from er_core import (
+    Config,
+    ErError,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    Probability,
+    UsageError,
+    atomic_dir,
+    check_options,
+    info,
+    load_config,
+)
+from msgspec import Meta
 
 from er_data import __version__
 from er_data.adapters.meld import CLIP_DIRS, EMOTIONS, FILES
@@ -72,38 +87,43 @@ _CSV_KEYS = "serial text speaker label sentiment dialogue turn season episode".s
 
 
 class SynthOptions(Config, frozen=True):
-    """`--set key=value` options of `er-data synth`."""
+    """`--set key=value` options of `er-data synth`, each with its range (a value out of it is
+    a usage error naming the key). The upper bounds keep a demo set small enough to render."""
 
-    p_text: float = 0.55  # chance a modality's cue label is the true label
-    p_audio: float = 0.5
-    p_video: float = 0.5
-    noise: float = 1.0  # continuous noise on top of the cue label (0: clean renderings)
-    persistence: float = 0.3  # chance an utterance keeps the previous turn's emotion
-    fps: int = 12
-    size: int = 160  # video frame side, pixels
-    seconds: float = 1.0  # clip length
-    dialogue_len: tuple[int, int] = (3, 8)  # utterances per dialogue, inclusive range
+    p_text: Probability = 0.55  # chance a modality's cue label is the true label
+    p_audio: Probability = 0.5
+    p_video: Probability = 0.5
+    noise: NonNegativeFloat = 1.0  # continuous noise on top of the cue label (0: clean)
+    persistence: Probability = 0.3  # chance an utterance keeps the previous turn's emotion
+    fps: Annotated[int, Meta(ge=1, le=60)] = 12
+    size: Annotated[int, Meta(ge=48, le=1024)] = 160  # video frame side, pixels
+    seconds: Annotated[float, Meta(gt=0.1, le=60.0)] = 1.0  # clip length
+    dialogue_len: tuple[PositiveInt, PositiveInt] = (3, 8)  # utterances per dialogue, min, max
     # of dialogues: train, dev, test; a dev set big enough to select models on
-    split: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    split: tuple[NonNegativeFloat, NonNegativeFloat, NonNegativeFloat] = (0.6, 0.2, 0.2)
 
 
-def _check(o: SynthOptions, utterances: int) -> None:
-    bad = [
-        k for k in ("p_text", "p_audio", "p_video", "persistence") if not 0 <= getattr(o, k) <= 1
-    ]
-    if bad:
-        raise ErError(f"'{bad[0]}' must lie in [0, 1]", at=f"$.{bad[0]}")
+class SynthArgs(msgspec.Struct, frozen=True):
+    """The command's numeric options (`er-data synth -n N --seed S`) and their ranges."""
+
+    utterances: Annotated[int, Meta(ge=3)]  # one dialogue per split at least
+    seed: NonNegativeInt
+
+
+def _check(o: SynthOptions) -> None:
+    """What one field's range cannot say."""
     lo, hi = o.dialogue_len
-    if not 1 <= lo <= hi:
-        raise ErError("dialogue_len must be [min, max] with 1 <= min <= max", at="$.dialogue_len")
-    if o.noise < 0 or o.fps < 1 or o.size < 48 or o.seconds <= 0.1 or min(o.split) < 0:
-        raise ErError(
-            "noise >= 0, fps >= 1, size >= 48, seconds > 0.1 and split >= 0 are required",
-            at="--set",
-        )
-    if utterances < 3:
+    if lo > hi:
         raise UsageError(
-            "need at least 3 utterances (one dialogue per split)", hint="pass -n 3 or more"
+            f"dialogue_len [{lo}, {hi}] has min > max",
+            at="--set dialogue_len",
+            hint="give [min, max] with min <= max, e.g. --set dialogue_len=[3,8]",
+        )
+    if sum(o.split) <= 0:
+        raise UsageError(
+            "split gives no dialogues to any split",
+            at="--set split",
+            hint="give shares of train, dev and test, e.g. --set split=[0.6,0.2,0.2]",
         )
 
 
@@ -188,8 +208,12 @@ def synth(
     """
     if layout != "meld":
         raise UsageError(f"unknown layout '{layout}'", hint="synth writes the meld layout only")
-    o = load_config(SynthOptions, (), overrides)
-    _check(o, utterances)
+    check_options(SynthArgs, {"utterances": utterances, "seed": seed})
+    try:
+        o = load_config(SynthOptions, (), overrides)
+    except ErError as e:  # every option comes from --set: a bad one is a usage error
+        raise UsageError(e.what, at=e.at, hint=e.hint) from None
+    _check(o)
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ErError(

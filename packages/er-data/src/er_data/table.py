@@ -3,9 +3,12 @@
 One row per utterance. Columns, in this order:
 
     id           str   unique utterance id (e.g. "train/dia3_utt0")
-    dialogue     str   dialogue id (e.g. "train/dia3"); CH-SIMS uses the source video, whose
-                       clips may fall in different splits
-    turn         i32   position of the utterance in its dialogue, from 0
+    dialogue     str   dialogue id (e.g. "train/dia3"); never in two splits (CH-SIMS: the source
+                       video, or `<video>@<split>` for a video whose clips are in several)
+    turn         i32   position of the utterance in its dialogue, from 0: `prepare` refuses a
+                       repeated or negative turn, then renumbers 0, 1, 2, ... in the given
+                       order, over the adapter's whole table (before rows without a label for
+                       the chosen task are dropped, so that task's table may have gaps)
     speaker      str   speaker name ("" if unknown)
     text         str   transcript, never empty
     split        str   "train" | "dev" | "test"
@@ -21,18 +24,23 @@ One row per utterance. Columns, in this order:
     source       str   where the row came from, "file:row N" (for error messages downstream)
 
 Media paths are relative to the manifest's `source_root` so a table stays valid when the data
-folder moves; `resolve_media` joins them.
+folder moves; `resolve_media` joins them (readers confine them with `er_core.confine`, honouring
+the manifest's `follow_links`). The rules are checked by `er_data.check`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import Annotated
 
 import polars as pl
 from er_core import ErError, TaskInfo
+from msgspec import Meta
 
 SPLITS = ("train", "dev", "test")
+# a share of the dialogues held out (dev, test): from 0 up to, not including, all of them
+Fraction = Annotated[float, Meta(ge=0.0, lt=1.0)]
 BASE_COLUMNS = ("id", "dialogue", "turn", "speaker", "text", "split")
 MEDIA_COLUMNS = ("audio", "audio_start", "audio_end", "video", "video_start", "video_end")
 
@@ -60,6 +68,18 @@ def columns_for(tasks: Mapping[str, TaskInfo]) -> list[str]:
             [info.column, f"{info.column}_name"] if info.type == "classification" else [info.column]
         )
     return [*cols, *MEDIA_COLUMNS, "source"]
+
+
+def dtypes_for(tasks: Mapping[str, TaskInfo]) -> dict[str, pl.DataType]:
+    """Every column of the table -> its type."""
+    out = dict(_DTYPES)
+    for info in tasks.values():
+        if info.type == "classification":
+            out[info.column] = pl.Int32()
+            out[f"{info.column}_name"] = pl.String()
+        else:
+            out[info.column] = pl.Float64()
+    return {c: out[c] for c in columns_for(tasks)}
 
 
 def first_row(frame: pl.DataFrame, mask: pl.Expr) -> dict | None:
@@ -116,74 +136,18 @@ def finish(frame: pl.DataFrame, tasks: Mapping[str, TaskInfo]) -> pl.DataFrame:
             frame = frame.with_columns(pl.lit(None, dtype=_DTYPES[col]).alias(col))
     if "speaker" not in frame.columns:
         frame = frame.with_columns(pl.lit("").alias("speaker"))
-    casts = {c: t for c, t in _DTYPES.items() if c in frame.columns}
-    for info in tasks.values():
-        if info.type == "classification":
-            casts[info.column] = pl.Int32()
-            casts[f"{info.column}_name"] = pl.String()
-        else:
-            casts[info.column] = pl.Float64()
-    frame = frame.with_columns([pl.col(c).cast(t) for c, t in casts.items()])
-    return frame.select(columns_for(tasks))
-
-
-def check(frame: pl.DataFrame, tasks: Mapping[str, TaskInfo]) -> None:
-    """The rules every table obeys; a broken one is an error naming the row it came from."""
-    missing = [c for c in columns_for(tasks) if c not in frame.columns]
-    if missing:
-        raise ErError(f"table lacks columns {missing}", hint="this is a bug in the adapter")
-    dup = frame.filter(pl.col("id").is_duplicated())
-    if dup.height:
-        # the first duplicated id in table order, and the next row holding the same id
-        first = dup.filter(pl.col("id") == dup["id"][0]).head(2).rows(named=True)
-        raise ErError(
-            f"duplicate utterance id '{first[0]['id']}' (also at {first[-1]['source']})",
-            at=first[0]["source"],
-            hint="utterance ids must be unique; check the id columns in the data or the mapping",
-        )
-    bad = first_row(frame, pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
-    if bad is not None:
-        raise ErError(
-            f"empty text for utterance '{bad['id']}'",
-            at=bad["source"],
-            hint="every utterance needs its transcript",
-        )
-    bad = first_row(frame, ~pl.col("split").is_in(list(SPLITS)) | pl.col("split").is_null())
-    if bad is not None:
-        raise ErError(
-            f"unknown split '{bad['split']}'",
-            at=bad["source"],
-            hint=f"splits are {', '.join(SPLITS)}",
-        )
-    for col in ("dialogue", "turn"):
-        bad = first_row(frame, pl.col(col).is_null())
+    if "turn" in frame.columns and frame.schema["turn"].is_integer():
+        # an i32 column: a larger number (a damaged id column) is the data's fault, not a crash
+        bad = first_row(frame, (pl.col("turn") >= 2**31) | (pl.col("turn") < -(2**31)))
         if bad is not None:
             raise ErError(
-                f"missing {col} for utterance '{bad['id']}'",
+                f"turn {bad['turn']} of utterance '{bad['id']}' is too large",
                 at=bad["source"],
-                hint=f"every row needs a {col}",
+                hint="turns count utterances within a dialogue (check the turn or utterance id)",
             )
-    for col in ("audio", "video"):
-        for row in frame.filter(pl.col(col).is_not_null()).select(col, "source").iter_rows():
-            if not is_inside(row[0]):
-                raise ErError(
-                    f"media path '{row[0]}' escapes the dataset root",
-                    at=row[1],
-                    hint="media paths must be relative and stay inside --root",
-                )
-
-
-def is_inside(rel: str) -> bool:
-    """True if a media path is relative and never climbs out of its root."""
-    p = PurePosixPath(rel.replace("\\", "/"))
-    if p.is_absolute() or (p.parts and ":" in p.parts[0]):
-        return False
-    depth = 0
-    for part in p.parts:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
-        if depth < 0:
-            return False
-    return True
+    casts = {c: t for c, t in dtypes_for(tasks).items() if c in frame.columns}
+    frame = frame.with_columns([pl.col(c).cast(t) for c, t in casts.items()])
+    return frame.select(columns_for(tasks))
 
 
 def resolve_media(root: str | Path, rel: str | None) -> Path | None:

@@ -14,9 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
-from er_core import DatasetManifest, ErError, MediaIssue, info
+from er_core import DatasetManifest, ErError, MediaIssue, confine, info
 
 from er_data import media
+from er_data.check import check_table
 
 PROGRESS_EVERY = 5.0  # seconds between progress lines on stderr
 # a segment may end this far past the decoded end: containers and annotations round differently
@@ -27,24 +28,21 @@ def validate(manifest: DatasetManifest) -> list[MediaIssue]:
     """One MediaIssue per utterance whose audio or video is missing, undecodable, cut short, or
     shorter than the segment the row asks for. Each file is decoded once, however many
     utterances share it (IEMOCAP cuts a whole session's AVI into utterances by start/end)."""
+    frame = check_table(manifest)
     if not media.have_decoder():
         raise ErError("validating media needs PyAV", hint="pip install er-data[media]")
-    table = Path(manifest.table.path)
-    if not table.is_file():
-        raise ErError(
-            "the manifest's table is gone",
-            at=str(table),
-            hint="rerun `er-data prepare` to write it again",
-        )
-    frame = pl.read_parquet(table)
     root = Path(manifest.source_root)
     kinds = [k for k in ("audio", "video") if k in frame.columns]  # the column is the kind
 
-    # every (kind, path) once, in table order, so progress and results are reproducible
+    # every (kind, path) once, in table order, so progress and results are reproducible; each
+    # confined to the root (links followed) before it is opened, as prepare confined it
     unique: dict[tuple[str, str], media.Decoded | None] = {}
     for kind in kinds:
-        for rel in frame[kind].drop_nulls():
-            unique.setdefault((kind, rel), None)
+        for rel, source in frame.filter(pl.col(kind).is_not_null()).select(kind, "source").rows():
+            if (kind, rel) not in unique:
+                follow = manifest.follow_links
+                confine(root, rel, follow_links=follow, what=f"{kind} file", at=source)
+                unique[kind, rel] = None
     _decode_all(root, unique)
 
     issues = []

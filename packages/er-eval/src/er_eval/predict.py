@@ -44,7 +44,7 @@ from er_core import (
     sha256_file,
     warn,
 )
-from er_core.features import check_file
+from er_data import check_table
 
 from er_eval import __version__
 
@@ -162,7 +162,7 @@ def predict(
     classes = task_classes(run, folder)
     cid = prediction_id(run, ds, manifests)
     path = Path(output_dir(str(out), "er-eval", cid)) / "predictions.parquet"
-    table = pl.read_parquet(check_file(ds.table, "utterance table"))
+    table = check_table(ds)  # the one table check every reader shares (schema, ids, sha256)
     ids = table["id"].to_list()
     if not _reusable(path, ids):
         feats, present = {}, []

@@ -18,8 +18,8 @@ Decisions:
   COSMIC, MMGCN, ...) and `emotion4` (hap, sad, neu, ang, with exc merged into hap and fru
   unlabelled: the speech-emotion setup). Default `emotion6`, as er is built for conversations.
 - Utterances labelled anything else (xxx = no agreement, sur, fea, dis, oth) are not in the table.
-- `turn` is the position by start time among all labelled turns of the dialogue, counted before
-  those are dropped, so it is the same whatever the task and gaps mark the dropped turns.
+- `turn` orders the dialogue's turns by start time; `prepare` renumbers the turns in the table
+  from 0 before it keeps the rows of one task, so a turn is the same whatever the task.
 - A labelled utterance with no (or an empty) transcript is dropped with one warning that counts
   them: a damaged copy still prepares, and the loss is visible. A whole missing transcription
   file is an error.
@@ -34,13 +34,15 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
-from er_core import Config, ErError, TaskInfo, warn
+from er_core import Config, ErError, NonNegativeInt, TaskInfo, warn
+from msgspec import Meta
 
 from er_data.adapters.base import Loaded
 from er_data.csvio import decode
-from er_data.table import encode_labels, finish
+from er_data.table import Fraction, encode_labels, finish
 
 EMOTION6 = ["hap", "sad", "neu", "ang", "exc", "fru"]
 EMOTION4 = ["hap", "sad", "neu", "ang"]
@@ -58,9 +60,9 @@ _TRANSCRIPT = re.compile(r"(?P<utt>\S+)\s+\[[^\]]*\]:\s?(?P<text>.*)")
 
 class Options(Config, frozen=True):
     task: str = "emotion6"
-    test_session: int = 5  # 1..5: leave-one-session-out evaluation
-    dev_fraction: float = 0.1  # share of the training dialogues held out as dev
-    seed: int = 0  # draws the dev dialogues
+    test_session: Annotated[int, Meta(ge=1, le=5)] = 5  # leave-one-session-out evaluation
+    dev_fraction: Fraction = 0.1  # share of the training dialogues held out as dev, in [0, 1)
+    seed: NonNegativeInt = 0  # draws the dev dialogues
     encodings: tuple[str, ...] = ("utf-8", "cp1252")
     media: bool = True  # False: text only, even if the WAV and AVI folders exist
 
@@ -87,7 +89,6 @@ class Iemocap:
         return sorted(files)
 
     def load(self, root: Path, opts: Options) -> Loaded:
-        _check_options(opts)
         sessions = _sessions(root)
         if opts.test_session not in sessions:
             raise ErError(
@@ -123,19 +124,6 @@ class Iemocap:
         frame = finish(frame.sort("dialogue", "turn"), tasks)
         modalities = ["text"] + [m for m in ("audio", "video") if frame[m].is_not_null().any()]
         return Loaded("iemocap", frame, tasks, modalities)
-
-
-def _check_options(opts: Options) -> None:
-    if opts.test_session not in SESSIONS:
-        raise ErError(
-            f"test_session {opts.test_session} is not a session", at="$.test_session", hint="1..5"
-        )
-    if not 0.0 <= opts.dev_fraction < 1.0:
-        raise ErError(
-            f"dev_fraction {opts.dev_fraction} is out of range",
-            at="$.dev_fraction",
-            hint="a share of the training dialogues in [0, 1), e.g. 0.1",
-        )
 
 
 def _sessions(root: Path) -> dict[int, Path]:

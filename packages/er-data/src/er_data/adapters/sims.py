@@ -18,8 +18,10 @@ Decisions:
   clip id is formatted with `clip_name` (`{clip_id:04d}.mp4`: 1 -> 0001.mp4); when that file is
   missing but `<clip_id>.mp4` exists, that one is used. Without `Raw/` the table is text-only.
 - A label that is not a number in [-1, 1] is an error naming its row of label.csv.
-- The release assigns `mode` per clip, so should a video's clips fall in different splits, its
-  dialogue id is shared by those splits (context never needs to cross a split: group by split).
+- The release assigns `mode` per clip, so a video's clips may fall in different splits. A
+  dialogue never spans splits (context from a test clip must not reach a training clip), so such
+  a video's clips in each split form their own dialogue, `<video_id>@<split>` (a warning counts
+  them); a video wholly in one split is the dialogue `<video_id>`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import math
 from pathlib import Path
 
 import polars as pl
-from er_core import Config, ErError, TaskInfo
+from er_core import Config, ErError, TaskInfo, warn
 
 from er_data.adapters.base import Loaded
 from er_data.csvio import read_delimited
@@ -59,7 +61,7 @@ class Options(Config, frozen=True):
 
 class Sims:
     name = "sims"
-    version = "1"
+    version = "2"
     Options = Options
 
     def inputs(self, root: Path, opts: Options) -> list[Path]:
@@ -81,12 +83,12 @@ class Sims:
             tasks[task] = TaskInfo(type="classification", column=task, classes=classes)
         frame = frame.with_columns(
             pl.format("{}/{}", "video_id", "clip_id").alias("id"),
-            pl.col("video_id").alias("dialogue"),
             _turns(frame).alias("turn"),
             pl.lit("").alias("speaker"),
             pl.col("text").str.strip_chars(),
             _splits(frame).alias("split"),
         )
+        frame = frame.with_columns(_dialogues(frame))
         if opts.media and (root / "Raw").is_dir():
             clips = _clip_paths(root, frame, opts.clip_name)
             frame = frame.with_columns(
@@ -122,6 +124,20 @@ def _target(frame: pl.DataFrame, col: str) -> pl.Series:
             )
         values.append(v)
     return pl.Series(col, values, pl.Float64)
+
+
+def _dialogues(frame: pl.DataFrame) -> pl.Expr:
+    """The video, or `<video_id>@<split>` for each split's part of a video that spans splits."""
+    spans = pl.col("split").n_unique().over("video_id") > 1
+    split_videos = frame.filter(spans)["video_id"].unique(maintain_order=True).to_list()
+    if split_videos:
+        shown = ", ".join(split_videos[:3]) + (", ..." if len(split_videos) > 3 else "")
+        warn(
+            f"CH-SIMS: {len(split_videos)} video(s) have clips in several splits ({shown}); "
+            "each split's clips form their own dialogue, <video_id>@<split>"
+        )
+    split_id = pl.format("{}@{}", "video_id", "split")
+    return pl.when(spans).then(split_id).otherwise(pl.col("video_id")).alias("dialogue")
 
 
 def _turns(frame: pl.DataFrame) -> pl.Series:

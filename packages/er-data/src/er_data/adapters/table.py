@@ -41,8 +41,9 @@ from er_core import ErError, TaskInfo
 
 from er_data.adapters.base import Loaded
 from er_data.adapters.table_mapping import SPLIT_VAR, Options, names, parse
+from er_data.check import inside
 from er_data.csvio import decode, read_delimited
-from er_data.table import SPLITS, encode_labels, finish, first_row, is_inside
+from er_data.table import SPLITS, encode_labels, finish, first_row
 
 __all__ = ["Options", "Table"]
 
@@ -91,7 +92,7 @@ class Table:
         )
         if "turn" in cols:
             hint = "columns.turn must give whole numbers (or leave it out: file order)"
-            table = table.with_columns(_convert(table, "turn", int, "an integer", hint))
+            table = table.with_columns(_convert(table, "turn", _int32, "an integer", hint))
         else:
             table = table.with_columns(pl.int_range(pl.len()).over("dialogue").alias("turn"))
         if "speaker" in cols:
@@ -282,7 +283,14 @@ def _convert(
         except ValueError:
             msg = f"{name or col} value '{value}' is not {kind}"
             raise ErError(msg, at=source, hint=hint) from None
-    return pl.Series(name or col, out, dtype=pl.Int64 if parse is int else pl.Float64)
+    return pl.Series(name or col, out, dtype=pl.Int64 if parse is _int32 else pl.Float64)
+
+
+def _int32(value: str) -> int:
+    """A whole number the table's i32 `turn` holds (negative ones are refused by the check)."""
+    if not -(2**31) <= (n := int(value)) < 2**31:
+        raise ValueError(value)
+    return n
 
 
 def _finite(value: str) -> float:
@@ -308,7 +316,7 @@ def _media(
         _expr(opts, kind, t).alias(n) for t, n in zip(cands, names_, strict=True)
     )
     paths = {p for n in names_ for p in frame[n].drop_nulls().unique()}
-    bad = next((p for p in sorted(paths) if not is_inside(p)), None)
+    bad = next((p for p in sorted(paths) if not inside(p)), None)
     if bad is not None:  # never look outside --root; the same error as table.check's
         row = frame.filter(pl.any_horizontal(pl.col(n) == bad for n in names_)).row(0, named=True)
         raise ErError(

@@ -14,9 +14,10 @@ from pathlib import PurePosixPath
 from typing import Literal
 
 import msgspec
-from er_core import Config
+from er_core import Config, NonNegativeInt
 
-from er_data.table import BASE_COLUMNS, MEDIA_COLUMNS, SPLITS, is_inside
+from er_data.check import inside
+from er_data.table import BASE_COLUMNS, MEDIA_COLUMNS, SPLITS, Fraction
 
 Format = Literal["csv", "tsv", "parquet", "jsonl"]
 EXTENSIONS: dict[str, Format] = {
@@ -70,9 +71,9 @@ class Task(Config, frozen=True):
 class Split(Config, frozen=True):
     """A seeded split of whole dialogues, for data that ships without one."""
 
-    dev: float = 0.1
-    test: float = 0.1
-    seed: int = 0
+    dev: Fraction = 0.1  # fractions of the dialogues, in [0, 1)
+    test: Fraction = 0.1
+    seed: NonNegativeInt = 0
 
 
 class SplitVars(Config, frozen=True):
@@ -169,7 +170,7 @@ def _check(o: Options) -> None:
     ]:
         if path is None:
             continue
-        if not path.strip() or not is_inside(path):
+        if not path.strip() or not inside(path):
             raise _bad(key, f"data file '{path}' is not a relative path inside --root")
         if o.format is None and PurePosixPath(path).suffix.lower() not in EXTENSIONS:
             raise _bad(
@@ -242,6 +243,9 @@ def _check_tasks(o: Options) -> None:
         key = f"tasks.{name}"
         if name in reserved or name.endswith("_name") or name.startswith("_"):
             raise _bad(key, f"'{name}' is a reserved column name; pick another task name")
+        if not t.column.strip() or "{" in t.column or "}" in t.column:
+            # the label is one data column, read as is: a template has no meaning here
+            raise _bad(f"{key}.column", f"'{t.column}' is not a column name (no templates here)")
         if t.type == "regression":
             if t.classes or t.aliases:
                 raise _bad(key, "a regression task has no classes or aliases")
