@@ -154,11 +154,19 @@ def test_trains_in_an_er_model(one_thread) -> None:
 
 
 def test_top_k_above_experts_is_an_error() -> None:
-    spec = em.parse_network(
-        {"head": {"kind": "moe", "experts": 2, "top_k": 3}}, {"text": 8}, {"emotion": 7}
-    )
+    # refused when the config is read (before any data or training), naming the file
     with pytest.raises(ErError) as e:
-        em.build_model(spec)
+        em.parse_network(
+            {"head": {"kind": "moe", "experts": 2, "top_k": 3}},
+            {"text": 8},
+            {"emotion": 7},
+            {"head": "moe.toml"},
+        )
+    assert e.value.at == "moe.toml:$.head.top_k" and "top_k = 3" in e.value.what and e.value.hint
+    # and by the factory itself, for a config built in code
+    cfg = em.parts("head")["moe"].config(experts=2, top_k=3)
+    with pytest.raises(ErError) as e:
+        em.create(em.Resolved("head", "moe", cfg), 8, (EMOTION,))
     assert e.value.at == "$.head.top_k" and "top_k" in e.value.what and e.value.hint
 
 

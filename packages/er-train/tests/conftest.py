@@ -238,6 +238,36 @@ def cli(tmp_path_factory):
 
 
 @pytest.fixture
+def spawn(tmp_path, tmp_path_factory):
+    """spawn(*args, env={...}, name="p") -> (Popen, stdout path, stderr path): `python -m
+    er_train ARGS` started in the background (one OpenMP thread, like `cli`), its output going
+    to files under tmp_path; every process still alive at the test's end is killed."""
+    pyc = tmp_path_factory.getbasetemp() / "pycache-spawn"
+    base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    base |= {"OMP_NUM_THREADS": "1", "PYTHONPYCACHEPREFIX": str(pyc)}
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, env: dict | None = None, name: str = "p"):
+        out, err = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
+        with out.open("wb") as o, err.open("wb") as e:
+            p = subprocess.Popen(
+                [sys.executable, "-m", "er_train", *map(str, args)],
+                stdin=subprocess.DEVNULL,
+                stdout=o,
+                stderr=e,
+                env={**base, **(env or {})},
+            )
+        started.append(p)
+        return p, out, err
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture
 def cli_here(monkeypatch, capfdbinary):
     """cli_here(*args, stdin=None) -> (exit code, stdout, stderr): `er-train ARGS` through the
     same entry point (er_core.run: error lines, exit codes) but in this process, so no torch
@@ -254,6 +284,23 @@ def cli_here(monkeypatch, capfdbinary):
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         out, err = capfdbinary.readouterr()
         return code, out.decode(), err.decode()
+
+    return run
+
+
+@pytest.fixture
+def fail(tmp_path, fast_config, cli_here, check_error):
+    """fail(stream, *args, code=1, fragments=(...)) runs er-train on `stream` with fast.toml and
+    a fresh runs root, checks the exit code, the two error lines and that the runs root was not
+    created; returns (error line, hint line)."""
+
+    def run(stream, *args, code: int = 1, fragments=(), at: bool = True):
+        runs = tmp_path / "runs"
+        got, out, err = cli_here(stream, "-c", fast_config, "--runs", runs, *args)
+        assert got == code, err
+        assert out == ""  # nothing passed on: the stream is not valid downstream of a failure
+        assert not runs.exists(), "a run folder was created"
+        return check_error(err, *fragments, at=at)
 
     return run
 

@@ -20,23 +20,6 @@ def other(tmp_path_factory, make_toy):
     return make_toy(tmp_path_factory.mktemp("other"), name="other", n_dialogues=12, seed=1)
 
 
-@pytest.fixture
-def fail(tmp_path, fast_config, cli_here, check_error):
-    """fail(stream, *args, code=1, fragments=(...)) runs er-train on `stream` with fast.toml and
-    a fresh runs root, checks the exit code, the two error lines and that the runs root was not
-    created; returns (error line, hint line)."""
-
-    def run(stream, *args, code: int = 1, fragments=(), at: bool = True):
-        runs = tmp_path / "runs"
-        got, out, err = cli_here(stream, "-c", fast_config, "--runs", runs, *args)
-        assert got == code, err
-        assert out == ""  # nothing passed on: the stream is not valid downstream of a failure
-        assert not runs.exists(), "a run folder was created"
-        return check_error(err, *fragments, at=at)
-
-    return run
-
-
 # --- inputs ----------------------------------------------------------------------------------
 
 
@@ -90,8 +73,9 @@ def test_the_importer_refuses_nan(tmp_path, toy, import_npz_features):
     feats[5, 2] = np.nan
     with pytest.raises(ErError) as e:
         import_npz_features(toy.dataset_line, "audio", ids, feats, tmp_path / "nan.npz")
-    assert e.value.what == f"utterance {ids[5]} has NaN or inf"
-    assert e.value.at == f"{tmp_path / 'nan.npz'}:{ids[5]}"
+    # er-features words it; what er-train relies on: the row is named, and nothing is cached
+    assert ids[5] in e.value.what and ("NaN" in e.value.what or "finite" in e.value.what)
+    assert str(tmp_path / "nan.npz") in (e.value.at or "") and e.value.hint
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def test_the_teacher_sees_training_rows_only(toy, train_run, teacher, tmp_path, 
         return run, model
 
     monkeypatch.setattr(teacher_mod, "load_teacher", spying)
-    import er_train.train as train_mod
+    import er_train.plan as train_mod
 
     monkeypatch.setattr(train_mod, "load_teacher", spying)
     train_run(toy.stream, tmp_path, *DISTILL, f"distill.teacher={t.run_dir}")

@@ -298,3 +298,19 @@ def test_a_fine_tuned_tower_trains_alike_on_two_processes(
     for k in METRICS:
         assert two.dev[k] == pytest.approx(one.dev[k], abs=1e-9), k
         assert two.test[k] == pytest.approx(one.test[k], abs=1e-9), k
+
+
+def test_a_diverging_run_stops_every_rank(tmp_path, toy31, fast_config, env):
+    """The loss check sits on the loss summed over the ranks: both ranks stop at the same step
+    (no rank left waiting in a collective), rank 0 marks the folder failed, exit 1."""
+    runs = tmp_path / "runs"
+    code, out, err = torchrun(
+        env, *args(toy31, fast_config, runs, "train.lr=1e6", "train.grad_clip=0")
+    )
+    assert code != 0 and out == ""
+    lines = [ln for ln in err.splitlines() if ln.startswith("error: training diverged")]
+    assert len(lines) == 2, err  # one line from each rank, the same one
+    assert lines[0] == lines[1] and "the loss is nan at epoch " in lines[0]
+    (failed,) = runs.rglob("failed.json")
+    assert lines[0].endswith(f", at {failed.parent}")
+    assert not list(runs.rglob("run.json"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from er_core import RunManifest, sha256_file
+from er_core import RunManifest, is_locked, sha256_file
 from safetensors import safe_open
 
 # The toy's train split: 128 utterances, batch_size 8 (fast.toml), no context: 16 batches an
@@ -56,7 +56,9 @@ def test_killed_run_resumes_to_the_same_result(name, tmp_path, toy, fast_config,
     assert out == ""  # the stream is written only at the end
     (folder,) = run_folders(runs)
     assert not (folder / "run.json").exists() and not (folder / "weights.safetensors").exists()
-    assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))  # no half files
+    # no half files; the lock file stays (an flock: the kill released it, see er_core.locks)
+    assert not list(folder.glob("*.tmp")) and [p.name for p in folder.glob(".*")] == [".lock"]
+    assert not is_locked(folder)
     state = checkpoint_state(folder / "checkpoint.safetensors")
     assert (state["global_step"], state["epoch"], state["step_in_epoch"]) == (step, epoch, in_epoch)
     assert len(state["history"]) == epoch

@@ -70,14 +70,18 @@ def talk(tmp_path_factory) -> DatasetManifest:
         w.writerow(["conv", "line", "who", "utterance", "label", "fold"])
         w.writerows(rows)
     (root / "mapping.toml").write_text(MAPPING)
-    made = prepare("table", root / "data", configs=[str(root / "mapping.toml")], out=root / "out")
-    table = pl.read_parquet(made.table.path)
+    return prepare("table", root / "data", configs=[str(root / "mapping.toml")], out=root / "out")
+
+
+def blanked(talk: DatasetManifest, root: Path) -> DatasetManifest:
+    """`talk` with the texts of EMPTY blanked after preparing (and its sha256 updated)."""
+    table = pl.read_parquet(talk.table.path)
     blank = pl.col("id").is_in(EMPTY)
     table = table.with_columns(pl.when(blank).then(pl.lit("")).otherwise("text").alias("text"))
     path = root / "blanked.parquet"
     table.write_parquet(path)
     ref = FileRef(path=str(path), sha256=sha256_file(path), bytes=path.stat().st_size)
-    return msgspec.structs.replace(made, table=ref)
+    return msgspec.structs.replace(talk, table=ref)
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +146,8 @@ def test_untouched_tower_gives_extracted_features(talk, ids, bert, cache, tmp_pa
     got = t.features(all_rows(t), chunk=5).numpy()  # other batches than er-features' own
     want, flags = extracted(talk, bert, cfg, tmp_path)
     np.testing.assert_allclose(got, want, atol=1e-5)
-    assert np.abs(want).sum(1).min() == 0 and np.abs(want).max() > 0.1  # empty rows, real rows
-    assert (t.present.numpy() == (flags == 0)).all()
+    assert np.abs(want).sum(1).min() > 0  # every row real (a table has no empty text)
+    assert t.present.all() and (flags == 0).all()
 
 
 def test_mean_pooling_by_hand_after_training(talk, ids, bert, cache):
@@ -222,10 +226,21 @@ def test_gradient_checkpointing_changes_nothing_but_memory(talk, ids, bert, cach
         torch.testing.assert_close(grads[1][n], grads[0][n])
 
 
-def test_empty_texts_are_absent_and_zero(talk, ids, bert, cache):
+def test_a_table_with_empty_texts_is_refused(talk, ids, bert, cache, tmp_path):
+    """er-data's table check: every utterance has its transcript (the tower reads the table
+    through er_data.check_table, like every reader)."""
+    with pytest.raises(ErError) as e:
+        tower(bert, blanked(talk, tmp_path), ids, cache, "T")
+    assert "empty text for utterance" in e.value.what and "blanked.parquet" in e.value.at
+
+
+def test_empty_prompts_are_absent_and_zero(talk, ids, bert, cache):
     torch.manual_seed(0)
     t = tower(bert, talk, ids, cache, "T")
     empty = [ids.index(u) for u in EMPTY]
+    for i in empty:  # a table cannot hold an empty text any more: empty the prompts themselves
+        t.prompts[i] = []
+        t.present[i] = False
     assert not t.present[empty].any() and int(t.present.sum()) == len(ids) - 2
     rows = torch.tensor([empty[0], 0, empty[1]])
     out = t(rows)

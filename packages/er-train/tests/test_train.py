@@ -115,6 +115,7 @@ def test_run_folder_layout(trained):
     assert folder == (want / f"{m.network_hash[:12]}--0").resolve()
     names = {p.name for p in folder.iterdir()}
     assert names == {
+        ".lock",  # the writer's lock (released: the run is over)
         "checkpoint.safetensors",
         "weights.safetensors",
         "dev.safetensors",

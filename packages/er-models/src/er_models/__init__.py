@@ -49,6 +49,7 @@ _LAZY = {
     "NetworkSpec": "er_models.spec",
     "SECTIONS": "er_models.spec",
     "TaskSpec": "er_models.spec",
+    "check_sections": "er_models.spec",
     "modality_tag": "er_models.spec",
     "parse_modalities": "er_models.spec",
     "parse_network": "er_models.spec",

@@ -19,17 +19,15 @@ eval mode. Losses are computed in float32 whatever the autocast precision.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
 
 import torch
-from er_core import Config, ErError
-from msgspec import Meta
+from er_core import Config, ErError, NonNegativeFloat
 
 
 class AuxConfig(Config, frozen=True):
     """Every objective's config derives from this one."""
 
-    weight: Annotated[float, Meta(ge=0)] = 0.1  # of this objective in the training loss
+    weight: NonNegativeFloat = 0.1  # of this objective in the training loss
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from er_core import ErError
+from er_core import ErError, PositiveFloat
 from msgspec import Meta
 from torch import nn
 
@@ -44,12 +44,12 @@ from er_models.registry import register
 
 
 class SupConConfig(AuxConfig, frozen=True):
-    temperature: Annotated[float, Meta(gt=0)] = 0.1  # τ of the softmax over the batch
+    temperature: PositiveFloat = 0.1  # τ of the softmax over the batch
     projection: Annotated[int, Meta(ge=0)] = 0  # 0: on z itself; else an MLP D -> D -> this
 
 
 class SPCLConfig(AuxConfig, frozen=True):
-    temperature: Annotated[float, Meta(gt=0)] = 0.08  # τ in s = (1 + cos) / 2 / τ
+    temperature: PositiveFloat = 0.08  # τ in s = (1 + cos) / 2 / τ
     pool: Annotated[int, Meta(ge=1)] = 512  # features kept per class (FIFO)
     support: Annotated[int, Meta(ge=1)] = 64  # pool entries averaged into a class centre
     curriculum: bool = False  # count only the easiest share of each batch (see SPCL)
@@ -57,9 +57,9 @@ class SPCLConfig(AuxConfig, frozen=True):
 
 
 class APCLConfig(AuxConfig, frozen=True):
-    temperature: Annotated[float, Meta(gt=0)] = 0.08  # τ in s = (1 + cos) / 2 / τ
+    temperature: PositiveFloat = 0.08  # τ in s = (1 + cos) / 2 / τ
     momentum: Annotated[float, Meta(ge=0, lt=1)] = 0.9  # γ of the prototypes' velocity
-    step: Annotated[float, Meta(gt=0)] = 0.1  # α: pull of the batch's class mean
+    step: PositiveFloat = 0.1  # α: pull of the batch's class mean
 
 
 def _fp32(z: torch.Tensor) -> torch.autocast:

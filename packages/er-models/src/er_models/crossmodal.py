@@ -33,7 +33,7 @@ from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from er_core import ErError
+from er_core import ErError, PositiveFloat
 from msgspec import Meta
 from torch import nn
 
@@ -42,7 +42,7 @@ from er_models.registry import register
 
 
 class CMCLConfig(AuxConfig, frozen=True):
-    temperature: Annotated[float, Meta(gt=0)] = 0.1  # τ of both softmaxes
+    temperature: PositiveFloat = 0.1  # τ of both softmaxes
     main: Literal["text", "audio", "video"] = "text"  # the modality the others are aligned to
 
 

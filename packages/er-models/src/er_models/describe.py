@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import sys
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -88,14 +89,19 @@ def type_name(t: mi.Type) -> str:
 
 
 def _bounds(t: mi.IntType | mi.FloatType) -> str:
-    lo = ("[", t.ge) if t.ge is not None else ("(", t.gt) if t.gt is not None else None
-    hi = ("]", t.le) if t.le is not None else (")", t.lt) if t.lt is not None else None
+    # er_core's finite floats are bounded by ±float max: that bound says "finite", not a range
+    def num(v: float | None) -> float | None:
+        return None if v is None or abs(v) == sys.float_info.max else v
+
+    ge, gt, le, lt = num(t.ge), num(t.gt), num(t.le), num(t.lt)
+    lo = ("[", ge) if ge is not None else ("(", gt) if gt is not None else None
+    hi = ("]", le) if le is not None else (")", lt) if lt is not None else None
     if lo and hi:
-        return f" in {lo[0]}{lo[1]}, {hi[1]}{hi[0]}"
+        return f" in {lo[0]}{lo[1]:g}, {hi[1]:g}{hi[0]}"
     if lo:
-        return f" {'>=' if lo[0] == '[' else '>'} {lo[1]}"
+        return f" {'>=' if lo[0] == '[' else '>'} {lo[1]:g}"
     if hi:
-        return f" {'<=' if hi[0] == ']' else '<'} {hi[1]}"
+        return f" {'<=' if hi[0] == ']' else '<'} {hi[1]:g}"
     return ""
 
 

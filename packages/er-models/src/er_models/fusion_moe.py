@@ -20,16 +20,17 @@ The routing, gating and balance maths live in routing.py, shared with the `moe` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 import torch
-from er_core import Config
+from er_core import Config, NonNegativeFloat
 from msgspec import Meta
 from torch import nn
 
 from er_models.fusion_base import Aux, FusionInputs
 from er_models.registry import register
-from er_models.routing import balance_loss, check_top_k, mix, top_k_gates
+from er_models.routing import balance_loss, check_top_k, mix, top_k_gates, top_k_rule
 
 
 class MoEConfig(Config, frozen=True):
@@ -38,7 +39,10 @@ class MoEConfig(Config, frozen=True):
     hidden: Annotated[int, Meta(ge=1)] = 256  # hidden width of each expert
     out: Annotated[int, Meta(ge=1)] = 256  # output width of each expert (= the fused width)
     dropout: Annotated[float, Meta(ge=0, lt=1)] = 0.1  # inside each expert
-    balance_weight: Annotated[float, Meta(ge=0)] = 0.01  # weight of the load-balancing loss
+    balance_weight: NonNegativeFloat = 0.01  # weight of the load-balancing loss
+
+    def check(self, origins: Mapping[str, str]) -> None:
+        top_k_rule(self.top_k, self.experts, origins)
 
 
 class MoE(nn.Module):

@@ -24,7 +24,7 @@ from typing import Annotated
 
 import torch
 import torch.nn.functional as F
-from er_core import Config
+from er_core import Config, NonNegativeFloat
 from msgspec import Meta
 from torch import nn
 
@@ -36,8 +36,8 @@ class SharedPrivateConfig(Config, frozen=True):
     hidden: Annotated[int, Meta(ge=1)] = 128  # H, width of each shared and private vector
     out: Annotated[int, Meta(ge=1)] = 256  # fused width
     dropout: Annotated[float, Meta(ge=0, lt=1)] = 0.1  # on the 2M vectors before the output
-    diff_weight: Annotated[float, Meta(ge=0)] = 0.3  # weight of sp_diff (orthogonality)
-    sim_weight: Annotated[float, Meta(ge=0)] = 1.0  # weight of sp_sim (shared agreement)
+    diff_weight: NonNegativeFloat = 0.3  # weight of sp_diff (orthogonality)
+    sim_weight: NonNegativeFloat = 1.0  # weight of sp_sim (shared agreement)
 
 
 def diff_loss(s: torch.Tensor, p: torch.Tensor, present: torch.Tensor) -> torch.Tensor:

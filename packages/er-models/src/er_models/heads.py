@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
-from er_core import Config, ErError
+from er_core import Config, ErError, NonNegativeFloat
 from msgspec import Meta
 from torch import nn
 
@@ -27,7 +27,7 @@ class HeadConfig(Config, frozen=True):
 class MultiTaskConfig(HeadConfig, frozen=True):
     # task -> loss weight (1.0 for a task not named); >= 0: a negative weight would make the
     # optimiser maximise that task's loss
-    weights: dict[str, Annotated[float, Meta(ge=0)]] = {}
+    weights: dict[str, NonNegativeFloat] = {}
 
 
 def _layer(cfg: HeadConfig, in_dim: int, out: int) -> nn.Module:

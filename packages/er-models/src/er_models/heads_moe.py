@@ -18,16 +18,17 @@ which ERModel merges into Output.aux; in eval mode aux is empty.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 import torch
-from er_core import ErError
+from er_core import ErError, NonNegativeFloat
 from msgspec import Meta
 from torch import nn
 
 from er_models.heads import MultiTaskConfig, _layer
 from er_models.registry import register
-from er_models.routing import balance_loss, check_top_k, mix, top_k_gates
+from er_models.routing import balance_loss, check_top_k, mix, top_k_gates, top_k_rule
 from er_models.spec import TaskSpec
 
 
@@ -36,7 +37,10 @@ class MoEHeadConfig(MultiTaskConfig, frozen=True):
     # expert) and weights (task -> loss weight) as in the multi-task head
     experts: Annotated[int, Meta(ge=1)] = 4  # number of expert classifiers
     top_k: Annotated[int, Meta(ge=1)] = 2  # experts used per utterance, at most `experts`
-    balance_weight: Annotated[float, Meta(ge=0)] = 0.01  # weight of the load-balancing loss
+    balance_weight: NonNegativeFloat = 0.01  # weight of the load-balancing loss
+
+    def check(self, origins: Mapping[str, str]) -> None:
+        top_k_rule(self.top_k, self.experts, origins)
 
 
 class MoEHead(nn.Module):

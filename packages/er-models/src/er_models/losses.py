@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from er_core import Config
+from er_core import Config, NonNegativeFloat
 from msgspec import Meta
 from torch import nn
 
@@ -39,7 +39,7 @@ class CEConfig(Config, frozen=True):
 
 
 class FocalConfig(CEConfig, frozen=True):
-    gamma: Annotated[float, Meta(ge=0)] = 2.0  # focusing: 0 gives (smoothed, weighted) CE
+    gamma: NonNegativeFloat = 2.0  # focusing: 0 gives (smoothed, weighted) CE
 
 
 class RegressionConfig(Config, frozen=True):

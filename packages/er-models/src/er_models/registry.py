@@ -8,6 +8,9 @@ does not have is an error naming the key, and an unknown `kind` lists the known 
     kind = "moe"
     experts = 8
 
+A config class may define `check(origins)`, raising an ErError (at `$.field`, or
+`file:$.field`) for a rule across its fields that a range cannot say, e.g. `top_k <= experts`.
+
 Registering a new part (in a user's own module) makes it available to every config:
 
     @register("fusion", "sum", SumConfig)
@@ -120,13 +123,33 @@ def resolve(
     sub = {k[len(prefix) + 1 :]: v for k, v in origins.items() if k.startswith(prefix + ".")}
     try:
         cfg = validate(rest, known[kind].config, sub)
+        check = getattr(cfg, "check", None)
+        if callable(check):  # a rule across fields (top_k <= experts), before any work
+            check(sub)
     except ErError as e:
         raise ErError(
             f"{family} '{kind}': {e.what}".replace("'<root>'", f"'{prefix}'"),
-            at=(e.at or "$").replace("$", f"$.{prefix}", 1),
-            hint=e.hint,
+            at=_in_file((e.at or "$").replace("$", f"$.{prefix}", 1), origins.get(prefix)),
+            hint=_choices(known[kind].config, e) or e.hint,
         ) from None
     return Resolved(family, kind, cfg)
+
+
+def _choices(config: type[Config], e: ErError) -> str | None:
+    """For a bad value of a `Literal` field (msgspec says only "Invalid enum value"): the hint
+    listing the values it takes."""
+    import msgspec.inspect as mi
+
+    key = (e.at or "").rpartition("$.")[2]
+    for f in mi.type_info(config).fields:
+        if f.name == key and isinstance(f.type, mi.LiteralType):
+            return f"{key} is one of: {', '.join(map(str, f.type.values))}"
+    return None
+
+
+def _in_file(at: str, section_file: str | None) -> str:
+    """`at` with the file the section came from, where it names no file of its own."""
+    return f"{section_file}:{at}" if section_file and at.startswith("$") else at
 
 
 def create(resolved: Resolved, *args: Any, **kwargs: Any) -> Any:

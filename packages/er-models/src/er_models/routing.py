@@ -20,6 +20,8 @@ grows to E · weight when a single expert takes everything (k = 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from er_core import ErError
 from torch import nn
@@ -58,6 +60,18 @@ def mix(
         if rows.numel():
             y = y.index_add(0, rows, gates[rows, e, None] * expert(x[rows]))
     return y
+
+
+def top_k_rule(top_k: int, experts: int, origins: Mapping[str, str]) -> None:
+    """A moe config's `check`: at most `experts` experts per utterance (`origins`: the section's
+    key -> file, so the error names the file that set top_k)."""
+    if top_k > experts:
+        where = origins.get("top_k") or origins.get("experts")
+        raise ErError(
+            f"top_k = {top_k} is more than experts = {experts}",
+            at=f"{where}:$.top_k" if where else "$.top_k",
+            hint=f"set top_k to at most {experts}, or add experts",
+        )
 
 
 def check_top_k(family: str, top_k: int, experts: int) -> None:

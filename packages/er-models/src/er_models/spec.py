@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from er_core import Config, ErError, RunManifest, content_id, to_dict, validate
+from er_core import (
+    Config,
+    Dropout,
+    ErError,
+    PositiveInt,
+    RunManifest,
+    content_id,
+    to_dict,
+    validate,
+)
 
 from er_models.registry import Resolved, resolve
 
@@ -26,13 +35,19 @@ SHORT = {"text": "T", "audio": "A", "video": "V"}
 class ModelSection(Config, frozen=True):
     """`[model]`: the per-modality projection to a shared width."""
 
-    width: int = 256  # every modality is projected to this width before fusion
-    dropout: float = 0.1  # on the input features, before the projection
+    width: PositiveInt = 256  # every modality is projected to this width before fusion
+    dropout: Dropout = 0.1  # on the input features, before the projection
     layer_norm: bool = True  # after the projection
-    max_speakers: int = 8  # speaker slots per dialogue for context models (the rest share one)
+    max_speakers: PositiveInt = (
+        8  # speaker slots per dialogue for context models (the rest share one)
+    )
     # a classifier of the main task on each modality's token alone, trained beside the fused
     # model (one-run distillation trains them from a teacher); not used for predictions
     branches: bool = False
+
+
+class _Network(Config, frozen=True):
+    model: ModelSection = ModelSection()
 
 
 @dataclass(frozen=True)
@@ -94,31 +109,19 @@ DEFAULT_SECTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def parse_network(
-    data: Mapping[str, Any],
-    dims: Mapping[str, int],
-    tasks: Mapping[str, int],
-    origins: Mapping[str, str] | None = None,
-) -> NetworkSpec:
-    """Resolve the network sections of merged config `data` for inputs `dims` (modality ->
-    width) and `tasks` (name -> number of classes, 0 for regression)."""
+def check_sections(
+    data: Mapping[str, Any], origins: Mapping[str, str] | None = None
+) -> tuple[ModelSection, dict[str, Resolved], tuple[tuple[str, Resolved], ...]]:
+    """Validate the network sections of merged config `data` (`[model]`, the parts, `[aux.*]`)
+    without inputs: a caller checks them before reading any data, so a bad value (width = 0,
+    dropout = 2, an unknown kind) costs no work. Returns them resolved."""
     origins = origins or {}
-    unknown = [m for m in dims if m not in MODALITIES]
-    if unknown or not dims:
-        raise ErError(
-            f"unknown or no modalities: {', '.join(unknown) or 'none'}",
-            at="<inputs>",
-            hint="modalities are text, audio and video",
-        )
-    if not tasks:
-        raise ErError("no task to predict", at="<inputs>", hint="name a task of the dataset")
-    sub = {k[6:]: v for k, v in origins.items() if k.startswith("model.")}
-    model = validate(dict(data.get("model", {})), ModelSection, sub)
+    # validated as a section of the whole config, so an error names `model.width` and its file
+    model = validate({"model": dict(data.get("model", {}))}, _Network, origins).model
     sections = {
         family: resolve(family, {**default, **data.get(family, {})}, origins)
         for family, default in DEFAULT_SECTIONS.items()
     }
-    ordered = {m: int(dims[m]) for m in MODALITIES if m in dims}
     aux = data.get("aux", {}) or {}
     if not isinstance(aux, Mapping) or not all(isinstance(v, Mapping) for v in aux.values()):
         raise ErError(
@@ -130,6 +133,35 @@ def parse_network(
         (name, resolve("aux", {"kind": name, **table}, origins, prefix=f"aux.{name}"))
         for name, table in sorted(aux.items())
     )
+    return model, sections, objectives
+
+
+def parse_network(
+    data: Mapping[str, Any],
+    dims: Mapping[str, int],
+    tasks: Mapping[str, int],
+    origins: Mapping[str, str] | None = None,
+) -> NetworkSpec:
+    """Resolve the network sections of merged config `data` for inputs `dims` (modality ->
+    width, each >= 1) and `tasks` (name -> number of classes, 0 for regression)."""
+    unknown = [m for m in dims if m not in MODALITIES]
+    if unknown or not dims:
+        raise ErError(
+            f"unknown or no modalities: {', '.join(unknown) or 'none'}",
+            at="<inputs>",
+            hint="modalities are text, audio and video",
+        )
+    empty = [m for m in MODALITIES if m in dims and int(dims[m]) < 1]
+    if empty:  # a zero-width input would train a network that ignores it, silently
+        raise ErError(
+            f"{', '.join(empty)} features have width {dims[empty[0]]}",
+            at="<inputs>",
+            hint="re-extract or re-import the features: each vector needs at least one value",
+        )
+    if not tasks:
+        raise ErError("no task to predict", at="<inputs>", hint="name a task of the dataset")
+    model, sections, objectives = check_sections(data, origins)
+    ordered = {m: int(dims[m]) for m in MODALITIES if m in dims}
     return NetworkSpec(
         model=model,
         fusion=sections["fusion"],

@@ -10,36 +10,46 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from er_core import Config
+from er_core import (
+    Config,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from msgspec import Meta, field
 
 from er_train.tower import FinetuneSection
+
+Decay = Annotated[float, Meta(ge=0.0, lt=1.0)]  # a moment decay of 1 would never forget
+# a folder name inside the runs root: no separators, no `..`, nothing hidden
+FolderName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_+=-][A-Za-z0-9._+=-]*$")]
 
 
 class TrainSection(Config, frozen=True):
     """`[train]`: the optimisation recipe."""
 
-    epochs: Annotated[int, Meta(ge=1)] = 20
-    batch_size: Annotated[int, Meta(ge=1)] = 16  # dialogues per batch (utterances without context)
-    eval_batch_size: Annotated[int, Meta(ge=1)] = 256  # same unit, for dev and test passes
-    lr: Annotated[float, Meta(gt=0)] = 5e-4
-    weight_decay: Annotated[float, Meta(ge=0)] = 0.01
-    betas: tuple[float, float] = (0.9, 0.999)
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 16  # dialogues per batch (utterances without context)
+    eval_batch_size: PositiveInt = 256  # same unit, for dev and test passes
+    lr: PositiveFloat = 5e-4  # finite: inf or nan is refused, not trained on
+    weight_decay: NonNegativeFloat = 0.01
+    betas: tuple[Decay, Decay] = (0.9, 0.999)  # AdamW's moment decays, each in [0, 1)
     warmup: Annotated[float, Meta(ge=0, lt=1)] = 0.1  # share of optimizer steps warming up
     decay: Literal["cosine", "linear", "constant"] = "cosine"  # after the warmup, down to 0
-    grad_clip: Annotated[float, Meta(ge=0)] = 1.0  # max gradient norm; 0 = off
-    accumulation: Annotated[int, Meta(ge=1)] = 1  # batches per optimizer step
+    grad_clip: NonNegativeFloat = 1.0  # max gradient norm; 0 = off
+    accumulation: PositiveInt = 1  # batches per optimizer step
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp16 needs CUDA (with a grad scaler)
     select: str = ""  # dev metric choosing the epoch: "weighted_f1" (default), "mae" (regression)
-    patience: Annotated[int, Meta(ge=0)] = 0  # stop after this many epochs without a better dev
-    checkpoint_every: Annotated[int, Meta(ge=0)] = 0  # optimizer steps; 0 = at epoch ends only
+    patience: NonNegativeInt = 0  # stop after this many epochs without a better dev
+    checkpoint_every: NonNegativeInt = 0  # optimizer steps; 0 = at epoch ends only
 
 
 class RunSection(Config, frozen=True):
     """`[run]`: where the run folder goes (see er_train.runs for the layout)."""
 
     root: str = "runs"
-    category: str = "default"  # first folder level: group experiments (e.g. "ablation-lr")
+    category: FolderName = "default"  # first folder level: group experiments (e.g. "ablation-lr")
     # how the text encoder is used: F = frozen, cached features; L = LoRA adapters trained in
     # the run; T = the whole encoder trained in the run (L and T: see [finetune], tower.py)
     method: Literal["F", "L", "T"] = "F"
@@ -49,17 +59,17 @@ class DistillSection(Config, frozen=True):
     """`[distill]`: one-run distillation from a teacher run."""
 
     teacher: str = ""  # the teacher run's folder or run.json; "" = no distillation
-    kl: Annotated[float, Meta(ge=0)] = 0.0  # weight of the logit KL term (Hinton et al., 2015)
-    dist: Annotated[float, Meta(ge=0)] = 1.0  # weight of DIST (Huang et al., NeurIPS 2022)
-    temperature: Annotated[float, Meta(gt=0)] = 4.0
-    beta: Annotated[float, Meta(ge=0)] = 1.0  # DIST: inter-class (per-sample) term
-    gamma: Annotated[float, Meta(ge=0)] = 1.0  # DIST: intra-class (per-class) term
-    branches: Annotated[float, Meta(ge=0)] = 1.0  # weight of each branch's CE + distillation
+    kl: NonNegativeFloat = 0.0  # weight of the logit KL term (Hinton et al., 2015)
+    dist: NonNegativeFloat = 1.0  # weight of DIST (Huang et al., NeurIPS 2022)
+    temperature: PositiveFloat = 4.0
+    beta: NonNegativeFloat = 1.0  # DIST: inter-class (per-sample) term
+    gamma: NonNegativeFloat = 1.0  # DIST: intra-class (per-class) term
+    branches: NonNegativeFloat = 1.0  # weight of each branch's CE + distillation
     init: Literal["none", "text"] = "none"  # "text": start from the teacher's text projection
 
 
 class TrainConfig(Config, frozen=True):
-    seed: int = 0
+    seed: NonNegativeInt = 0  # numpy's generators refuse negative seeds
     modalities: str = ""  # "T+A+V"; "" = every modality with features in the stream
     task: str = ""  # the main task (selection, folder name); "" = the dataset's task
     tasks: list[str] = []  # tasks predicted; [] = [task]. Several need head kind multi-task

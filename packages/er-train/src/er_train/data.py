@@ -23,7 +23,7 @@ from er_core import (
     find,
     warn,
 )
-from er_core.features import check_file
+from er_data import check_table
 from er_models import TaskSpec, modality_tag
 from er_models.layout import Groups, groups_by_split, single_groups, speaker_slots
 from er_models.spec import MODALITIES
@@ -171,7 +171,10 @@ def load_data(
         )
     ds = find(envs, DatasetManifest)
     manifests = _feature_manifests(envs, modalities, tuned)
-    table = pl.read_parquet(check_file(ds.table, "utterance table"))
+    # the one table check (er-data): the file prepare wrote (sha256), its schema, unique ids,
+    # splits, dialogues and label ranges; a broken rule names the table's row and says to
+    # re-run prepare (not the feature cache, which is not at fault)
+    table = check_table(ds)
     ids = table["id"].to_list()
     main = task or ds.task
     names = list(dict.fromkeys([main, *tasks])) if tasks else [main]
@@ -179,6 +182,13 @@ def load_data(
     feats, present = {}, []
     for m, fm in manifests.items():
         fs = aligned_features(fm, ds, ids)
+        if fs.features.ndim != 2 or fs.features.shape[1] == 0:
+            raise ErError(
+                f"{m} features ({fm.encoder}) have shape {tuple(fs.features.shape)}, "
+                "not (utterances, width >= 1)",
+                at=fm.index.path,
+                hint="re-extract or re-import the features: each vector needs at least one value",
+            )
         bad = ~np.isfinite(fs.features).all(axis=1)
         if bad.any():
             first = ids[int(np.argmax(bad))]

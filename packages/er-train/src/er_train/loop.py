@@ -24,6 +24,7 @@ from er_train import distributed
 from er_train.batches import Batch, epoch_order, iter_batches
 from er_train.config import DistillSection
 from er_train.data import Data, Split
+from er_train.guard import check_grad_norm, check_loss
 from er_train.runs import RunState
 from er_train.schedule import lr_factor
 
@@ -158,7 +159,10 @@ def train_epoch(
             loss = objective(s, share.batch, state.global_step / max(s.total_steps, 1))
             # weight · N is 1.0 in one process: the same floats as without torchrun
             s.scaler.scale(loss * (share.weight * world.size) / group_size).backward()
-        state.loss_sum += distributed.sum_float(float(loss.detach()) * share.weight)
+        # summed over the ranks: every rank checks the same number, so all stop together
+        batch_loss = distributed.sum_float(float(loss.detach()) * share.weight)
+        check_loss(batch_loss, state.epoch + 1, state.step_in_epoch + 1)  # before any step
+        state.loss_sum += batch_loss
         state.loss_batches += 1
         if not last:
             continue
@@ -171,7 +175,9 @@ def train_epoch(
             params = [*s.model.parameters()]
             if s.tower is not None:  # one norm over everything the optimizer steps
                 params += [p for p in s.tower.parameters() if p.requires_grad]
-            nn.utils.clip_grad_norm_(params, s.grad_clip)
+            norm = float(nn.utils.clip_grad_norm_(params, s.grad_clip))
+            if not s.scaler.is_enabled():  # fp16's scaler skips inf steps itself, on purpose
+                check_grad_norm(norm, state.epoch + 1, state.step_in_epoch + 1)
         s.scaler.step(s.optimizer)
         s.scaler.update()
         s.optimizer.zero_grad(set_to_none=True)

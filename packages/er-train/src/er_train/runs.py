@@ -8,18 +8,29 @@ Layout under the runs root (`[run] root`, `--runs`):
         weights.safetensors  ->  ../../…/.store/ab/ab…cd.safetensors   selected weights, stored once
         dev.safetensors, test.safetensors   predictions of the selected weights
         run.json                 the RunManifest, written last: its presence means "finished"
+        failed.json              a run that diverged (NaN/inf loss or dev pass): never finished
+        .lock                    the writer's lock (an flock; the kernel drops it when the
+                                 process dies, so the file itself means nothing)
 
 The folder is named by the network, not by every training option: a run with the same network
 and seed but another recipe or other features is refused there (the hint says how to keep both).
+
+One process writes a run folder at a time (`owned`): it holds the folder's lock from before the
+"finished run?" check until run.json is written, so a second er-train aimed at the same folder
+waits, then finds the first one's run.json (its own run: returned as is; another recipe: the
+conflict error) or its checkpoint (its own: resumed; another: the conflict error).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-from er_core import EpochRecord, ErError, FileRef, RunManifest
+from er_core import EpochRecord, ErError, FileRef, RunManifest, folder_lock, write_bytes_atomic
 
+from er_train import distributed
 from er_train.config import TrainConfig
 
 
@@ -62,6 +73,55 @@ def root_of(folder: Path) -> Path:
 
 
 _decoder = msgspec.json.Decoder(RunManifest)
+FAILED = "failed.json"
+
+
+@contextlib.contextmanager
+def owned(folder: Path) -> Iterator[None]:
+    """Hold the run folder's writer lock for the block (waiting for another process that holds
+    it). Under torchrun only rank 0 locks (the ranks are one writer; a second flock from rank 1
+    would wait for rank 0 forever); the others wait at a barrier until it holds the lock, so
+    every rank then reads the same folder state."""
+    lock = folder_lock(folder, what="run folder") if distributed.is_main() else None
+    with lock or contextlib.nullcontext():
+        distributed.barrier()
+        yield
+
+
+class Failure(msgspec.Struct, kw_only=True):
+    """failed.json: why a run stopped without finishing."""
+
+    run_id: str
+    error: str
+    hint: str = ""
+    epoch: int = 0
+    step: int | None = None
+
+
+def mark_failed(folder: Path, run_id: str, error: ErError, epoch: int, step: int | None) -> None:
+    """Record that the run in `folder` failed (rank 0 writes; atomically, like every file)."""
+    if distributed.is_main():
+        f = Failure(run_id=run_id, error=error.what, hint=error.hint or "", epoch=epoch, step=step)
+        write_bytes_atomic(folder / FAILED, msgspec.json.encode(f))
+
+
+def check_not_failed(folder: Path) -> None:
+    """A folder holding a failed run is refused until the user removes it: training is
+    deterministic, so the same run would fail the same way again, and its checkpoint is kept to
+    look at rather than trained on."""
+    path = folder / FAILED
+    if not path.is_file():
+        return
+    try:
+        what = msgspec.json.decode(path.read_bytes(), type=Failure).error
+    except msgspec.DecodeError:
+        what = "unreadable failed.json"
+    raise ErError(
+        f"a run in this folder failed before ({what})",
+        at=str(path),
+        hint="change the recipe (e.g. lower train.lr, set train.grad_clip), then delete the "
+        "folder, or keep it and use --set run.category=<name>",
+    )
 
 
 def finished(folder: Path, run_id: str) -> RunManifest | None:
@@ -69,7 +129,14 @@ def finished(folder: Path, run_id: str) -> RunManifest | None:
     path = folder / "run.json"
     if not path.is_file():
         return None
-    manifest = _decoder.decode(path.read_bytes())
+    try:
+        manifest = _decoder.decode(path.read_bytes())
+    except msgspec.DecodeError as e:  # written atomically by er-train: edited by hand
+        raise ErError(
+            f"run.json is not a RunManifest ({e})",
+            at=str(path),
+            hint="it was edited after the run; delete the run folder to train it again",
+        ) from None
     if manifest.id != run_id:
         conflict(folder)
     return _moved(manifest, folder)

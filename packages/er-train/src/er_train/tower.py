@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
-from er_core import Config, DatasetManifest, ErError, content_id, to_dict
+from er_core import Config, DatasetManifest, Dropout, ErError, PositiveFloat, content_id, to_dict
 from msgspec import Meta, field
 from torch import nn
 
@@ -35,7 +35,7 @@ class LoraSection(Config, frozen=True):
 
     r: Annotated[int, Meta(ge=1)] = 8
     alpha: Annotated[int, Meta(ge=1)] = 16
-    dropout: Annotated[float, Meta(ge=0, lt=1)] = 0.1
+    dropout: Dropout = 0.1
     # names of the Linear layers that get adapters (BERT's attention: query, value; MPNet: q, v)
     target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
 
@@ -45,7 +45,7 @@ class FinetuneSection(Config, frozen=True):
 
     encoder: str = "minilm"  # an er-features text encoder: alias, folder or hub id
     text: dict[str, Any] = {}  # er-features TextConfig options (same keys, same defaults)
-    lr: Annotated[float, Meta(gt=0)] = 1e-4  # learning rate of the encoder's trainable weights
+    lr: PositiveFloat = 1e-4  # learning rate of the encoder's trainable weights
     lora: LoraSection = LoraSection()
     chunk: Annotated[int, Meta(ge=1)] = 64  # utterances per encoder forward in eval passes
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory
@@ -275,7 +275,8 @@ def build_tower(
     er-features' default ($ER_CACHE, else ~/.cache/er)."""
     check_method(method)
     text_cfg = text_config(cfg.text)
-    from er_features.items import load_table, text_items
+    from er_data import check_table
+    from er_features.items import text_items
     from er_features.once import cache_root
     from er_features.registry import ALIASES, family_of, resolve
     from er_features.text import TextEncoder
@@ -301,7 +302,7 @@ def build_tower(
     except ErError as e:
         raise ErError(e.what, at=f"$.finetune.{e.at}", hint=e.hint) from None
 
-    items = {it.uid: it for it in text_items(load_table(dataset), text_cfg)}
+    items = {it.uid: it for it in text_items(check_table(dataset), text_cfg)}
     lacking = [u for u in ids if u not in items]
     if lacking:
         raise ErError(

@@ -3,11 +3,15 @@ the run folder and return its RunManifest.
 
 Order of events, and why:
 1. everything that can be wrong with the inputs or config is checked before any training
-   (features of another dataset, NaN, unknown parts, a checkpoint of another network);
-2. a finished run with the same id is returned as it is (re-running a step is a no-op);
-3. training resumes from the run folder's checkpoint if there is one;
-4. each epoch ends with a dev pass; the best dev epoch's weights are kept;
-5. after the last epoch the selected weights are loaded and test is read, once.
+   and before anything is written (plan.py: features of another dataset, NaN, unknown parts,
+   bad ranges, a checkpoint of another network);
+2. the run folder's lock is taken (runs.owned): one writer per folder, a second process waits;
+3. a folder marked failed is refused; a finished run with the same id is returned as it is
+   (re-running a step is a no-op);
+4. training resumes from the run folder's checkpoint if there is one;
+5. each epoch ends with a dev pass; the best dev epoch's weights are kept; a NaN/inf loss or
+   dev pass stops the run and marks its folder failed (guard.py);
+6. after the last epoch the selected weights are loaded and test is read, once.
 """
 
 from __future__ import annotations
@@ -15,92 +19,33 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import torch
-from er_core import (
-    EpochRecord,
-    RunManifest,
-    UsageError,
-    canonical_json,
-    content_id,
-    info,
-    to_dict,
-)
-from er_models import (
-    SECTIONS,
-    NetworkSpec,
-    build_model,
-    create,
-    modality_tag,
-    parse_modalities,
-    parse_network,
-    resolve,
-)
-from er_models.losses import REGRESSION
+from er_core import EpochRecord, ErError, RunManifest, canonical_json, info
+from er_models import build_model
 
 from er_train import distributed
-from er_train.checkpoint import (
-    NETWORK_KEY,
-    check_resumable,
-    load_checkpoint,
-    save_checkpoint,
-    save_weights,
-)
+from er_train.checkpoint import NETWORK_KEY, load_checkpoint, save_checkpoint, save_weights
 from er_train.config import TrainConfig
-from er_train.data import Data, load_data
 from er_train.finish import finish
+from er_train.guard import Diverged, check_dev
 from er_train.loop import Setup, eval_loss, predict, train_epoch
-from er_train.runs import RunState, conflict, finished, root_of, run_dir
-from er_train.scoring import better, metric_names, selection, split_metrics
-from er_train.teacher import init_text, load_teacher, teacher_logits
+from er_train.plan import Plan, plan
+from er_train.runs import (
+    RunState,
+    check_not_failed,
+    conflict,
+    finished,
+    mark_failed,
+    owned,
+    root_of,
+)
+from er_train.scoring import better, split_metrics
+from er_train.teacher import init_text, teacher_logits
 
-CODE_VERSION = 1
 PROGRESS_EVERY = 30.0  # seconds between progress lines inside a long epoch (a trained encoder)
 _state_dec = msgspec.json.Decoder(RunState)
-
-
-def check_device(device: str, precision: str) -> torch.device:
-    if device != "cpu" and not device.startswith("cuda"):
-        raise UsageError(
-            f"unknown --device '{device}'", at="--device", hint="use cpu, cuda or cuda:N"
-        )
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            "--device cuda, but torch sees no CUDA device", at="--device", hint="use --device cpu"
-        )
-    if precision == "fp16" and not device.startswith("cuda"):
-        raise UsageError(
-            "train.precision fp16 needs CUDA",
-            at="$.train.precision",
-            hint="use bf16 (or fp32) on the CPU",
-        )
-    return torch.device(device)
-
-
-def _losses(
-    cfg: TrainConfig, data: Data, origins: Mapping[str, str]
-) -> tuple[dict, dict[str, Any]]:
-    """One loss per task: `[loss]` for the tasks of its type, ce or l1 for the others."""
-    configured = resolve("loss", {"kind": "ce", **cfg.loss}, origins)
-    out, resolved = {}, {}
-    for name, task in data.tasks.items():
-        fits = (configured.kind in REGRESSION) == task.spec.regression
-        r = (
-            configured
-            if fits
-            else resolve("loss", {"kind": "l1" if task.spec.regression else "ce"})
-        )
-        out[name] = create(r, task.spec, data.class_counts(name))
-        resolved[name] = r.to_dict()
-    return out, resolved
-
-
-def loss_label(loss: str, spec: NetworkSpec, distilled: bool) -> str:
-    """The loss part of the run folder's name: the task loss, its aux objectives and "kd" for a
-    distilled run, e.g. "ce+spcl" (runs that differ in these never share a folder)."""
-    return "+".join([loss, *(r.kind for _, r in spec.aux), *(["kd"] if distilled else [])])
 
 
 def _param_groups(params: Iterable[torch.nn.Parameter], weight_decay: float, lr: float) -> list:
@@ -140,74 +85,28 @@ def train(
     """Train (or resume, or return the finished run) as the module docstring says. `resume`
     names a run folder to continue instead of the one the config names (a moved or copied run);
     its checkpoint must be of this network."""
-    origins = origins or {}
-    dev = check_device(device, cfg.train.precision)
-    tuned = "text" if cfg.run.method != "F" else None  # a text encoder trained in the run
-    data = load_data(
-        envs,
-        parse_modalities(cfg.modalities) if cfg.modalities else [],
-        cfg.task,
-        cfg.tasks,
-        tuned=tuned,
-    )
-    tower = None
-    if tuned:
-        from er_train.tower import build_tower
+    p = plan(envs, cfg, origins or {}, device, resume)
+    with owned(p.folder):  # one writer per run folder, from the "finished?" check to run.json
+        check_not_failed(p.folder)
+        done = finished(p.folder, p.run_id)
+        if done is not None:
+            info(f"er-train: finished run found, nothing to do: {p.folder}")
+            return done
+        try:
+            return _run(p, cfg, progress, device, resume)
+        except Diverged as e:
+            mark_failed(p.folder, p.run_id, e, e.epoch, e.step)
+            raise ErError(e.what, at=str(p.folder), hint=e.hint) from None
 
-        torch.manual_seed(cfg.seed)  # the LoRA adapters' initial values
-        tower = build_tower(cfg.finetune, cfg.run.method, data.dataset, data.ids)
-        data.set_tuned(tuned, tower.dim, tower.present)
-    sections = {k: getattr(cfg, k) for k in SECTIONS}
-    tasks = {n: t.spec.classes for n, t in data.tasks.items()}
-    spec = parse_network(sections, data.dims, tasks, origins)
-    losses, loss_cfg = _losses(cfg, data, origins)
-    net = spec.to_dict()
-    teacher = load_teacher(cfg.distill.teacher, data) if cfg.distill.teacher else None
-    resolved = {
-        "seed": cfg.seed,
-        "modalities": modality_tag(data.modalities),
-        "task": data.main,
-        "tasks": list(data.tasks),
-        **{k: net[k] for k in SECTIONS if k in net},
-        "loss": loss_cfg,
-        "train": to_dict(cfg.train),
-        "run": to_dict(cfg.run),
-    }
-    if teacher is not None:  # the teacher is named by its run id: its path is not its identity
-        resolved["distill"] = to_dict(cfg.distill) | {"teacher": teacher[0].id}
-    if tower is not None:
-        resolved["finetune"] = to_dict(cfg.finetune)
-    identity = {k: v for k, v in resolved.items() if k != "run"} | {"method": cfg.run.method}
-    run_id = content_id(
-        {
-            "config": identity,
-            "dataset": data.dataset.id,
-            "features": {m: f.id for m, f in data.features.items()}
-            | ({tuned: tower.key} if tower is not None else {}),
-            "code": CODE_VERSION,
-        }
-    )
-    folder = run_dir(
-        cfg,
-        data.dataset.dataset,
-        data.main,
-        modality_tag(data.modalities),
-        spec.fusion.kind,
-        loss_label(loss_cfg[data.main]["kind"], spec, teacher is not None),
-        spec.hash,
-    )
-    if resume is not None:
-        folder = resume
-        check_resumable(folder / "checkpoint.safetensors", spec)
-    done = finished(folder, run_id)
-    if done is not None:
-        info(f"er-train: finished run found, nothing to do: {folder}")
-        return done
 
-    sel_known = [*metric_names(data), f"{data.main}/loss"]
-    select, higher = selection(
-        cfg.train.select, data.main, data.tasks[data.main].spec.regression, sel_known
-    )
+def _run(
+    p: Plan, cfg: TrainConfig, progress: bool, device: str, resume: Path | None
+) -> RunManifest:
+    """Train in `p.folder` (this process holds its lock): resume from its checkpoint if there
+    is one, select the epoch on dev, then finish (test once, store, run.json)."""
+    data, spec, losses, tower, teacher = p.data, p.spec, p.losses, p.tower, p.teacher
+    folder, run_id, dev, net = p.folder, p.run_id, p.device, p.spec.to_dict()
+    select, higher = p.select, p.higher
 
     torch.manual_seed(cfg.seed)
     model = build_model(spec)
@@ -252,6 +151,8 @@ def train(
     s.tower, s.tower_chunk = tower, cfg.finetune.chunk
     s.report_every = PROGRESS_EVERY if progress else 0.0
     if tower is not None and cfg.run.method == "L":
+        from er_train.tower import build_tower
+
         s.fresh_tower = lambda: build_tower(cfg.finetune, "L", data.dataset, data.ids)
     if teacher is not None:
         s.teacher = teacher_logits(s, *teacher)
@@ -286,6 +187,7 @@ def train(
         rows, outputs = predict(s, groups["dev"], tr.eval_batch_size)
         dev_metrics = split_metrics(data, rows, outputs)
         dev_metrics |= {f"{data.main}/loss": eval_loss(s, rows, outputs)}
+        check_dev(outputs, dev_metrics, state.epoch + 1)  # before anything of it is kept
         score = dev_metrics[select]
         record = EpochRecord(
             epoch=state.epoch + 1,
@@ -315,4 +217,4 @@ def train(
             )
     # a resumed folder may have moved: its weights go to the store of the root it is in now
     root = root_of(folder) if resume is not None else Path(cfg.run.root)
-    return finish(s, cfg, spec, folder, root, state, resolved, select, device)
+    return finish(s, cfg, spec, folder, root, state, p.resolved, select, device)
