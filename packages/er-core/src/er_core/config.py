@@ -10,10 +10,11 @@ Errors name the file (or the `--set`) that brought the offending key, and the ke
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -179,12 +180,15 @@ def validate(data: Mapping[str, Any], cls: type[T], origins: Mapping[str, str] |
             what = f"unknown key '{'.'.join(key_parts)}'"
         else:
             key_parts = parts
-            ranged = re.search(r"Expected `\w+` [<>]=?|length|Expected `str` matching", what)
-            hint = (
-                "choose a value in the allowed range"
-                if ranged
-                else "fix the value's type or spelling"
-            )
+            what = _readable(what)
+            ranged = re.search(r"Expected `\w+` [<>]=?|length|Expected `str` matching|finite", what)
+            choices = _choices(cls, parts)
+            if choices:
+                hint = f"choose one of: {', '.join(map(str, choices))}"
+            elif ranged:
+                hint = "choose a value in the allowed range"
+            else:
+                hint = "fix the value's type or spelling"
             what = f"bad value for '{'.'.join(key_parts) or '<root>'}': {what}"
         key = ".".join(key_parts)
         origins = origins or {}
@@ -195,6 +199,38 @@ def validate(data: Mapping[str, Any], cls: type[T], origins: Mapping[str, str] |
         )
         path = f"$.{key}" if key else "$"
         raise ErError(what, at=f"{origin}:{path}" if origin else path, hint=hint) from None
+
+
+def _readable(what: str) -> str:
+    """msgspec's bound for "finite" is the largest float: say what it means."""
+    big = re.escape(repr(sys.float_info.max))
+    return re.sub(rf"Expected `(\w+)` (<= {big}|>= -{big})", r"Expected a finite `\1`", what)
+
+
+def _choices(cls: Any, parts: Sequence[str]) -> list[Any]:
+    """The allowed values of a Literal field at `parts`, or [] if it is not one."""
+    if not parts:
+        return []
+    owner = _struct_at(cls, parts[:-1])
+    if owner is None:
+        return []
+    by_name = {f.encode_name: f.type for f in msgspec.structs.fields(owner)}
+    typ = by_name.get(_INDEX.sub("", parts[-1]))
+    for arg in (typ, *getattr(typ, "__args__", ())):
+        if getattr(arg, "__origin__", None) is Literal:
+            return list(arg.__args__)
+    return []
+
+
+def _struct_at(cls: Any, parts: Sequence[str]) -> Any:
+    for part in parts:
+        if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
+            return None
+        by_name = {f.encode_name: f.type for f in msgspec.structs.fields(cls)}
+        cls = by_name.get(_INDEX.sub("", part))
+        while hasattr(cls, "__args__"):  # X | None, list[X], dict[str, X] -> X
+            cls = ([a for a in cls.__args__ if a is not type(None)] or [None])[-1]
+    return cls if isinstance(cls, type) and issubclass(cls, msgspec.Struct) else None
 
 
 def origin_of(key: str, origins: Mapping[str, str]) -> str | None:
