@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from er_core.errors import ErError, from_os_error
+from er_core.errors import ErError, from_os_error, wrapped_os_error
 
 
 def debug() -> bool:
@@ -68,6 +68,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
             _quiet_pipe()  # if stdout is what failed, the final flush must not fail again
         _fail(from_os_error(e).lines(), 1, e)
     except Exception as e:
+        if (os_error := wrapped_os_error(e)) is not None:  # a library's wrapper of an OS fault
+            _fail(from_os_error(os_error).lines(), 1, e)
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
         _fail(
             [

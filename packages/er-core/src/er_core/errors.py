@@ -68,3 +68,18 @@ def from_os_error(e: OSError, *, at: str | None = None) -> ErError:
     if e.filename2:
         where = f"{e.filename} -> {e.filename2}"
     return ErError(what, at=str(where) if where else None, hint=hint)
+
+
+def wrapped_os_error(e: BaseException) -> OSError | None:
+    """The OS fault inside another library's error: Rust-backed writers (polars, safetensors)
+    report a full disk as their own error type whose text ends in `(os error 28)`."""
+    import os as _os
+    import re as _re
+
+    if isinstance(e, OSError):
+        return e
+    m = _re.search(r"\(os error (\d+)\)", str(e))
+    if m is None:
+        return None
+    code = int(m.group(1))
+    return OSError(code, _os.strerror(code))

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from er_core.errors import from_os_error
+from er_core.errors import from_os_error, wrapped_os_error
 
 _CHUNK = 1 << 20
 
@@ -48,13 +48,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # that: the output gets the mode open() would give it
         os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
-    except OSError as e:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
-        if e.filename or e.errno is None or isinstance(e, BrokenPipeError):
-            raise
-        raise from_os_error(e, at=str(final)) from e  # a write error names no file: name ours
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        _name_the_fault(e, final)
         raise
 
 
@@ -83,11 +79,21 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             if not final.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
-    except OSError as e:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if e.filename or e.errno is None or isinstance(e, BrokenPipeError):
-            raise
-        raise from_os_error(e, at=str(final)) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _name_the_fault(e, final)
         raise
+
+
+def _name_the_fault(e: BaseException, target: Path) -> None:
+    """Raise an OS fault met while writing `target` as an ErError naming `target`: a write
+    error names no file (or a temporary one), and Rust-backed writers wrap it in their own type.
+    Anything else (a bug, Ctrl-C, an ErError) is left to propagate as it is."""
+    if isinstance(e, BrokenPipeError) or not isinstance(e, Exception):
+        return
+    os_error = wrapped_os_error(e)
+    if os_error is None or os_error.errno is None:
+        return
+    if isinstance(e, OSError) and e.filename and ".tmp" not in str(e.filename):
+        return  # it names a real file already (one the block read, say)
+    raise from_os_error(os_error, at=str(target)) from e
