@@ -85,10 +85,11 @@ def minilm_encoder(tmp: Path):
 
 
 def dev_items(ds: DatasetManifest):
-    from er_features.items import load_table, text_items
+    from er_data import check_table
+    from er_features.items import text_items
     from er_features.text import TextConfig
 
-    return text_items(load_table(ds), TextConfig())
+    return text_items(check_table(ds), TextConfig())
 
 
 def flops(encoder, items) -> float:

@@ -9,6 +9,7 @@ import pytest
 from er_core import read_stream
 from er_features import cache as fcache
 from er_features.extract import ExtractConfig, extract
+from er_features.verify import verify
 
 
 @pytest.fixture
@@ -31,14 +32,15 @@ def test_shards_are_named_by_their_hash(filled):
 
 def test_verify_finds_and_fixes_a_damaged_shard(filled):
     cache, m = filled
-    assert fcache.verify(cache) == []
+    assert verify(cache, manifests=[m]) == []
     victim = Path(m.shards[1].path)
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0xFF
     victim.write_bytes(bytes(data))
-    assert fcache.verify(cache) == [victim]
-    assert fcache.verify(cache, fix=True) == [victim] and not victim.exists()
-    assert fcache.verify(cache) == []
+    assert [p.path for p in verify(cache)] == [victim]
+    assert [p.path for p in verify(cache, fix=True)] == [victim] and not victim.exists()
+    assert verify(cache) == []
+    assert [p.path for p in verify(cache, manifests=[m])] == [victim]  # the manifest needs it
 
 
 def test_gc_removes_leftovers_and_unkept_shards(filled):
@@ -62,4 +64,4 @@ def test_unreadable_shard_is_skipped_and_recomputed(synth_dataset, tiny_bert, fi
     cfg = ExtractConfig(modality="text", encoder=str(tiny_bert), shard_size=5)
     again = extract(envs, cfg, cache=cache, out=tmp_path / "o")
     # the recomputed shard has the same bytes, hence the same name: the damage is healed
-    assert again == m and fcache.verify(cache) == []
+    assert again == m and verify(cache) == []

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from er_core import Config, ErError, to_dict
+from er_core import Config, ErError, FiniteFloat, PositiveFloat, to_dict
 
 from er_features.audio_io import AudioProblem, is_silent, load_audio
 from er_features.base import (
@@ -57,8 +57,8 @@ class AudioConfig(Config, frozen=True, kw_only=True):
     window: Literal["trim", "full"] = "trim"  # real frames only, or Whisper's padded 30 s pass
     pooling: Literal["mean", "mean+std"] = "mean"  # over real frames; mean+std doubles dim
     layer: int = -1  # encoder hidden state: 0 = embeddings, k = after layer k, -1 = last (normed)
-    silence_db: float = -60.0  # clips whose RMS is below this (dBFS) get FLAG_SILENT
-    chunk_seconds: float = 30.0  # longer clips are encoded in chunks of this length (<= 30)
+    silence_db: FiniteFloat = -60.0  # clips whose RMS is below this (dBFS) get FLAG_SILENT
+    chunk_seconds: PositiveFloat = 30.0  # longer clips are encoded in chunks of this length (<= 30)
 
 
 class Moments:

@@ -12,8 +12,11 @@ The margin warms the decoder (AAC frames overlap) and the resampler's filter bef
 the samples come out the same as decoding from 0 (tested); containers whose timestamps cannot
 promise that (SEEKABLE) are decoded from 0.
 
-What is wrong with a file is raised as `AudioProblem(kind, text)`, kind one of bad_media,
-no_audio, empty: the encoder turns it into a flag and the batch goes on.
+Channels are read from packed (interleaved) frames only, whatever their count and sample type:
+PyAV cannot read the planes of a planar frame of 8 or more channels (see _drop_head).
+
+What is wrong with a file is raised as `AudioProblem(kind, text)`, kind one of bad_media
+(also: NaN or inf samples in a float file), no_audio, empty: the encoder turns it into a flag and the batch goes on.
 """
 
 from __future__ import annotations
@@ -170,18 +173,26 @@ def load_audio(
         raise AudioProblem(
             "empty", f"the cut {lo:.2f}..{end} s lies beyond the audio ({got:.2f} s)"
         )
-    return np.ascontiguousarray(wave[a:b], dtype=np.float32)
+    cut = np.ascontiguousarray(wave[a:b], dtype=np.float32)
+    bad = int(np.count_nonzero(~np.isfinite(cut)))
+    if bad:  # a float file can hold NaN or inf: that is damage, not silence
+        raise AudioProblem("bad_media", f"the audio holds {bad} NaN or inf samples")
+    return cut
 
 
 def _drop_head(frame, d: int):
-    """The frame without its first d samples (a new AudioFrame, same format, layout, rate)."""
+    """The frame without its first d samples (a new AudioFrame, same format, layout, rate).
+
+    Through an AudioFifo, never `to_ndarray`/`planes`: PyAV finds a frame's planes by walking
+    FFmpeg's `extended_data` to a NULL pointer, which a planar frame of 8 or more channels
+    does not have (8 = AV_NUM_DATA_POINTERS): it reads past the array and crashes."""
     import av
 
-    arr = frame.to_ndarray()  # planar (C, n); packed (1, n * C)
-    arr = arr[:, d:] if frame.format.is_planar else arr[:, d * frame.layout.nb_channels :]
-    out = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(arr), format=frame.format.name, layout=frame.layout.name
-    )
+    fifo = av.AudioFifo()
+    frame.pts = None  # the fifo would check timestamps; only the samples matter here
+    fifo.write(frame)
+    fifo.read(d)
+    out = fifo.read()
     out.sample_rate = frame.sample_rate
     return out
 
@@ -211,19 +222,28 @@ def _decode(container, stream, sr: int, end: float | None, t0: int, sought: bool
                 continue  # the whole frame lies before the first shared grid point
             first = at + d / rate
             frame = _drop_head(frame, d) if d else frame
-            # keep the file's channels: they are averaged below, not swr-downmixed
-            resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=sr)
+            # keep the file's channels: they are averaged below, not swr-downmixed. Packed
+            # output ("flt"): one plane whatever the channel count (see _drop_head for why
+            # planar frames of 8+ channels cannot be read); interleaving is exact, so the
+            # samples are those of planar "fltp"
+            resampler = av.AudioResampler(format="flt", layout=frame.layout.name, rate=sr)
         for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().mean(axis=0))  # (C, n) -> (n,)
+            chunks.append(_mono(out))
             n_out += out.samples
         if end is not None and first + n_out / sr >= end + SEEK_MARGIN:
             ran_out = False  # past the cut with the filter's tail to spare: stop decoding
             break
     if resampler is not None:
         for out in resampler.resample(None):  # flush the filter's delayed samples
-            chunks.append(out.to_ndarray().mean(axis=0))
+            chunks.append(_mono(out))
     wave = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     return wave.astype(np.float32, copy=False), first or 0.0, ran_out
+
+
+def _mono(frame) -> np.ndarray:
+    """(n,) float32: the channel mean of a packed float frame ((1, n * C) interleaved)."""
+    channels = frame.layout.nb_channels
+    return frame.to_ndarray().reshape(-1, channels).T.mean(axis=0)  # (C, n) -> (n,)
 
 
 def rms_dbfs(wave: np.ndarray) -> float:

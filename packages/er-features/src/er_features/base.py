@@ -20,13 +20,17 @@ FLAG_EMPTY = 2  # zero-length clip (or an empty cut), or empty text
 FLAG_SILENT = 4  # audio decodes but is silent (features are computed, the flag warns)
 FLAG_NO_AUDIO = 8  # the media file has no audio track
 FLAG_NO_FACE = 16  # no face in any sampled frame
+FLAG_NONFINITE = 32  # the encoder gave NaN or inf for this input (kept only under `flag`)
 FLAG_NAMES = {
     FLAG_BAD_MEDIA: "bad_media",
     FLAG_EMPTY: "empty",
     FLAG_SILENT: "silent",
     FLAG_NO_AUDIO: "no_audio",
     FLAG_NO_FACE: "no_face",
+    FLAG_NONFINITE: "nonfinite",
 }
+# Rows no run may use unless the user asked for flagged rows (`--on-bad-media flag`).
+FLAG_UNUSABLE = FLAG_BAD_MEDIA | FLAG_NONFINITE
 
 
 @dataclass(frozen=True)

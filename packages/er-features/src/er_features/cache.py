@@ -2,11 +2,17 @@
 
     <cache>/features/<cache_key[:16]>/key.json          what the folder holds (encoder, config)
     <cache>/features/<cache_key[:16]>/<sha256>.safetensors
+    <cache>/features/<cache_key[:16]>/.lock             the writers' lock (er_core.folder_lock)
 
 A shard holds `features` (n, dim), `flags` (n,) and any extras (n, k) for n items; the items'
 keys (sha256 of the input as given) sit in its metadata. A shard is named by the sha256 of its
-own bytes, so `verify` needs no other record and a damaged shard cannot pass for a good one.
-Shards are written to a temporary name and renamed: a killed run leaves only whole shards.
+own bytes, so damage shows without another record (`cache verify`, verify.py).
+
+Every shard passes one door, `write_shard` -> `check_encoded`: n rows, the expected widths,
+everything finite. Shards are written to a temporary name and renamed: a killed run leaves only
+whole shards. Writers publish under the folder's lock after a fresh look at what is cached
+(`publish`), so an item is never in two shards; readers need no lock, and refuse a folder where
+two shards claim one item (`refresh`) rather than pick one.
 """
 
 from __future__ import annotations
@@ -16,11 +22,18 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from er_core import ErError, atomic_path, canonical_json, sha256_bytes, sha256_file
+from er_core import (
+    ErError,
+    atomic_path,
+    canonical_json,
+    require_finite,
+    sha256_bytes,
+    sha256_file,
+)
 
 from er_features.base import Encoded
 
@@ -47,10 +60,63 @@ def describe(folder: Path, about: dict) -> None:
             tmp.write_text(json.dumps(about, indent=1, sort_keys=True))
 
 
-def write_shard(folder: Path, keys: Sequence[str], enc: Encoded) -> Path:
-    """Write one shard to a temporary name, then rename it to the sha256 of its bytes."""
+def check_encoded(
+    enc: Encoded,
+    n: int,
+    *,
+    dim: int | None = None,
+    extras: dict[str, int] | None = None,
+    names: Sequence[str] | None = None,
+    at: str | None = None,
+) -> None:
+    """The cache's door: `enc` holds n rows of the expected shapes, every number finite.
+
+    A shape that does not fit is a bug in the encoder that made it; a non-finite number is
+    not (a model that overflows, a file of NaN samples): its error names the item.
+    """
+    got = {"features": enc.features, "flags": enc.flags, **enc.extras}
+    width = {k: v.shape[-1] for k, v in got.items() if v.ndim == 2}  # as given, unless told
+    width |= {"features": dim} if dim is not None else {}
+    width |= extras or {}
+    names_all = {*got, *(extras or {})}
+    want = {k: (n,) if k == "flags" else (n, width.get(k, -1)) for k in names_all}
+    if width.get("features", 0) < 1:  # zero-width features carry nothing to learn from
+        want["features"] = (n, max(1, width.get("features", 0)))
+    for k in set(enc.extras) - set(extras if extras is not None else enc.extras):
+        want[k] = None  # an extra the encoder does not declare
+    for name, shape in sorted(want.items(), key=lambda kv: kv[0]):
+        have = tuple(got[name].shape) if name in got else None
+        if have != shape:
+            raise ErError(
+                f"encoder output '{name}' has shape {have}, not {shape}",
+                at=at,
+                hint="this is a bug in er; rerun with ER_DEBUG=1 for the traceback and report it",
+            )
+    for name in ["features", *sorted(enc.extras)]:
+        require_finite(
+            got[name],
+            what=f"encoder output '{name}'",
+            names=names,
+            at=at,
+            hint="check the input named and the encoder's weights (e.g. bf16 overflow); "
+            "--on-bad-media flag stores such rows as flagged zeros",
+        )
+
+
+def write_shard(
+    folder: Path,
+    keys: Sequence[str],
+    enc: Encoded,
+    *,
+    dim: int | None = None,
+    extras: dict[str, int] | None = None,
+    names: Sequence[str] | None = None,
+) -> Path:
+    """Check `enc` (check_encoded), write it to a temporary name, then rename it to the sha256
+    of its bytes. `names` name the rows in errors (utterance ids)."""
     from safetensors.numpy import save_file
 
+    check_encoded(enc, len(keys), dim=dim, extras=extras, names=names, at=str(folder))
     arrays = {"features": enc.features.astype(np.float32), "flags": enc.flags.astype(np.uint8)}
     arrays |= {k: v.astype(np.float32) for k, v in enc.extras.items()}
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
@@ -88,23 +154,68 @@ def shard_keys(path: Path) -> list[str] | None:
 
 @dataclass
 class Lookup:
-    """Where each cached item key lives: key -> (shard path, row)."""
+    """Where each cached item key lives: key -> (shard path, row); the shards read so far."""
 
     rows: dict[str, tuple[Path, int]]
     unreadable: list[Path]
+    seen: set[Path] = field(default_factory=set)
 
 
 def scan(folder: Path) -> Lookup:
-    rows: dict[str, tuple[Path, int]] = {}
-    bad = []
+    lookup = Lookup({}, [])
+    refresh(lookup, folder)
+    return lookup
+
+
+def refresh(lookup: Lookup, folder: Path) -> None:
+    """Read the headers of the shards `lookup` has not seen yet (another process may have
+    published some). Two shards that claim one item are refused, never resolved by a rule a
+    planted shard could game (its own sha256 name is the planter's to choose)."""
     for path in shards(folder):
+        if path in lookup.seen:
+            continue
+        lookup.seen.add(path)
         keys = shard_keys(path)
         if keys is None:
-            bad.append(path)
+            lookup.unreadable.append(path)
             continue
         for r, k in enumerate(keys):
-            rows.setdefault(k, (path, r))
-    return Lookup(rows, bad)
+            if k in lookup.rows:
+                other = lookup.rows[k][0]
+                raise ErError(
+                    f"cache shards {other.name} and {path.name} both claim item {k[:12]}",
+                    at=str(folder),
+                    hint="run `er-features cache verify --fix` (it removes both; "
+                    "the next extract recomputes their items)",
+                )
+            lookup.rows[k] = (path, r)
+
+
+def publish(folder: Path, keys: Sequence[str], enc: Encoded, lookup: Lookup, **kw) -> Path | None:
+    """Write the rows of `enc` whose keys no shard holds yet as one shard, under the cache
+    folder's lock, after a fresh look at what is cached; record them in `lookup`. Returns the
+    shard, or None when another process published every key meanwhile. kw: write_shard's."""
+    from er_core import folder_lock
+
+    with folder_lock(folder, what="feature cache"):
+        refresh(lookup, folder)
+        keep = [r for r, k in enumerate(keys) if k not in lookup.rows]
+        if not keep:
+            return None
+        if len(keep) < len(keys):
+            enc = Encoded(
+                features=enc.features[keep],
+                flags=enc.flags[keep],
+                extras={k: v[keep] for k, v in enc.extras.items()},
+            )
+            keys = [keys[r] for r in keep]
+            if kw.get("names") is not None:
+                kw["names"] = [kw["names"][r] for r in keep]
+        path = write_shard(folder, keys, enc, **kw)
+        lookup.seen.add(path)
+        for r, k in enumerate(keys):
+            lookup.rows[k] = (path, r)
+    return path
 
 
 def check_shard(path: Path) -> None:
@@ -152,18 +263,6 @@ def ls(cache: Path) -> list[dict]:
             }
         )
     return rows
-
-
-def verify(cache: Path, fix: bool = False) -> list[Path]:
-    """Every shard whose bytes do not hash to its name (removed when `fix`)."""
-    bad = []
-    for folder in folders(cache):
-        for path in shards(folder):
-            if sha256_file(path) != path.stem:
-                bad.append(path)
-                if fix:
-                    path.unlink()
-    return bad
 
 
 def gc(cache: Path, keep: Iterable[str] | None, dry_run: bool = False) -> list[Path]:

@@ -99,14 +99,15 @@ def extract(
     Example: er-data prepare meld --root MELD | er-features extract -m text -e minilm
     --set text.context_before=4 > feats.ndjson
     """
-    from er_core import merge_sources, read_stream, validate, write_stream
+    from er_core import check_options, merge_sources, read_stream, validate, write_stream
 
     from er_features.dist import torchrun_rank, wait_for_all
-    from er_features.extract import ExtractConfig
+    from er_features.extract import ExtractConfig, ExtractOptions
     from er_features.extract import extract as run_extract
     from er_features.index import write_manifest_copy
     from er_features.once import cache_root
 
+    check_options(ExtractOptions, {"batch_size": batch_size})  # before any work
     data, origins = merge_sources([str(c) for c in config or []], set_ or [])
     flags = {
         "modality": modality,
@@ -239,26 +240,36 @@ def cache_ls(cache: CacheDir = None) -> None:
 def cache_verify(
     cache: CacheDir = None,
     fix: Annotated[bool, typer.Option("--fix", help="Delete the shards that fail.")] = False,
+    manifest: Annotated[
+        list[str] | None,
+        typer.Option("--manifest", help="Also check these manifests' indexes (repeatable)."),
+    ] = None,
 ) -> None:
-    """Check that every shard's bytes hash to its name; exit 1 if one does not (unless --fix).
+    """Check every shard (bytes hash to its name, tensors fit its item keys, all finite), that
+    every item belongs to one shard, and, with --manifest, that indexes and shards agree; exit 1
+    on a problem (unless --fix removed the failing shards).
 
-    Example: er-features cache verify --fix
+    Example: er-features cache verify --manifest feats.ndjson --fix
     """
-    from er_core import ErError, info
+    from er_core import ErError, FeatureManifest, info, read_stream
 
-    from er_features.cache import verify
     from er_features.once import cache_root
+    from er_features.verify import verify
 
-    bad = verify(cache_root(cache), fix=fix)
-    for p in bad:
-        info(f"{'removed' if fix else 'damaged'}: {p}")
-    if bad and not fix:
+    envs = read_stream(manifest) if manifest else []
+    kept = [e.message for e in envs if isinstance(e.message, FeatureManifest)]
+    problems = verify(cache_root(cache), fix=fix, manifests=kept)
+    for p in problems:
+        info(f"{'removed' if fix and p.in_cache else 'failed'}: {p.path}: {p.text}")
+    left = [p for p in problems if not (fix and p.in_cache)]
+    if left:
         raise ErError(
-            f"{len(bad)} cache shard(s) do not verify",
-            at=str(bad[0]),
-            hint="er-features cache verify --fix removes them; the next extract recomputes them",
+            f"{len(left)} cache problem(s), first: {left[0].text}",
+            at=str(left[0].path),
+            hint="er-features cache verify --fix removes failing shards; the next extract "
+            "recomputes them",
         )
-    info(f"cache ok ({len(bad)} removed)" if fix else "cache ok")
+    info(f"cache ok ({len(problems)} removed)" if fix else "cache ok")
 
 
 @cache_app.command("gc")

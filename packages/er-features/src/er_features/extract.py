@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
+import msgspec
 import numpy as np
 from er_core import (
     Config,
@@ -20,20 +21,32 @@ from er_core import (
     Envelope,
     ErError,
     FeatureManifest,
+    NonNegativeInt,
+    PositiveInt,
     content_id,
     find,
     info,
+    nonfinite_rows,
     to_dict,
 )
+from er_data import check_table
 
 from er_features import audio as audio_mod
 from er_features import cache as fcache
 from er_features import text as text_mod
 from er_features import video as video_mod
 from er_features.audio import AudioConfig
-from er_features.base import FLAG_BAD_MEDIA, FLAG_NAMES, Encoder, Item
+from er_features.base import (
+    FLAG_BAD_MEDIA,
+    FLAG_NAMES,
+    FLAG_NONFINITE,
+    FLAG_UNUSABLE,
+    Encoded,
+    Encoder,
+    Item,
+)
 from er_features.index import write_index
-from er_features.items import load_table, media_items, text_items
+from er_features.items import media_items, text_items
 from er_features.once import HashMemo
 from er_features.progress import Progress
 from er_features.registry import DEFAULTS, Resolved, resolve
@@ -49,11 +62,17 @@ CODE_VERSION = {
 }
 
 
+class ExtractOptions(msgspec.Struct, frozen=True):
+    """The ranges of extract's numeric command-line options (checked before any work)."""
+
+    batch_size: PositiveInt | None = None
+
+
 class ExtractConfig(Config, frozen=True, kw_only=True):
     modality: Literal["text", "audio", "video", ""] = ""
     encoder: str = ""  # alias, folder or hub id; "" = the modality's default
-    shard_size: int = 256  # unique inputs per cache shard: the unit of resume and of memory
-    batch_size: int = 0  # 0 = the encoder's default
+    shard_size: PositiveInt = 256  # unique inputs per cache shard: the unit of resume and of memory
+    batch_size: NonNegativeInt = 0  # 0 = the encoder's default
     on_bad_media: Literal["error", "flag"] = "error"
     text: TextConfig = TextConfig()
     audio: AudioConfig = AudioConfig()
@@ -115,7 +134,7 @@ def extract(
     folder = fcache.folder_for(cache, key)
     fcache.describe(folder, {"modality": modality, "encoder": res.name, "config": section})
 
-    table = load_table(dataset)
+    table = check_table(dataset)
     memo = HashMemo(cache)
     if modality == "text":
         items, missing = text_items(table, cfg.text), []
@@ -148,13 +167,20 @@ def extract(
 
 
 def _compute(mine, lookup, folder, res, cfg, device, progress) -> None:
-    todo = [[it for it in c if it.key not in lookup.rows] for c in mine]
-    todo = [t for t in todo if t]
-    if not todo:
+    """Encode the items of `mine` that the cache lacks, one chunk at a time, and publish each
+    chunk as a shard. Chunks are computed without holding the cache's lock (slices and torchrun
+    ranks compute in parallel), and published under it after a fresh look at what is cached
+    (fcache.publish): two processes never both claim an item."""
+    if not any(it.key not in lookup.rows for c in mine for it in c):
         return
-    bar = Progress(sum(len(t) for t in todo), f"{cfg.modality} {res.name}", progress)
+    todo = sum(it.key not in lookup.rows for c in mine for it in c)
+    bar = Progress(todo, f"{cfg.modality} {res.name}", progress)
     encoder = build_encoder(res, cfg, device)  # only when there is work: a warm run loads nothing
-    for batch in todo:
+    for items in mine:
+        fcache.refresh(lookup, folder)  # another process may have filled this chunk meanwhile
+        batch = [it for it in items if it.key not in lookup.rows]
+        if not batch:
+            continue
         enc = encoder.encode(batch)
         if cfg.on_bad_media == "error" and enc.problems:
             i, problem = next(iter(enc.problems.items()))
@@ -163,11 +189,42 @@ def _compute(mine, lookup, folder, res, cfg, device, progress) -> None:
                 at=batch[i].path,
                 hint="replace the file, or pass --on-bad-media flag to give it a flagged zero row",
             )
-        path = fcache.write_shard(folder, [it.key for it in batch], enc)
-        for r, it in enumerate(batch):
-            lookup.rows[it.key] = (path, r)
+        _finite_or_flag(enc, batch, cfg)
+        fcache.publish(
+            folder,
+            [it.key for it in batch],
+            enc,
+            lookup,
+            dim=encoder.dim,
+            extras=encoder.extras,
+            names=[it.uid for it in batch],
+        )
         bar.update(len(batch))
     bar.close()
+
+
+def _finite_or_flag(enc: Encoded, batch: Sequence[Item], cfg: ExtractConfig) -> None:
+    """Rows with NaN or inf anywhere: an error naming the first item, or under
+    `--on-bad-media flag` zero rows flagged FLAG_NONFINITE (never cached as numbers)."""
+    bad = set(nonfinite_rows(enc.features).tolist())
+    for v in enc.extras.values():
+        bad |= set(nonfinite_rows(v).tolist())
+    if not bad:
+        return
+    rows = sorted(bad)
+    if cfg.on_bad_media == "error":
+        it = batch[rows[0]]
+        more = f" ({len(rows) - 1} more in its shard)" if len(rows) > 1 else ""
+        raise ErError(
+            f"the {cfg.modality} encoder gave NaN or inf for utterance {it.uid}{more}",
+            at=it.path or f"utterance {it.uid}",
+            hint="check that input (NaN samples, a corrupt file) and the encoder's weights; "
+            "--on-bad-media flag stores such rows as flagged zeros",
+        )
+    enc.features[rows] = 0.0
+    for v in enc.extras.values():
+        v[rows] = 0.0
+    enc.flags[rows] |= FLAG_NONFINITE
 
 
 def _manifest(dataset, res, cfg, key, folder, covered, missing, lookup, out, part, ids):
@@ -197,8 +254,9 @@ def _manifest(dataset, res, cfg, key, folder, covered, missing, lookup, out, par
             shard[n], row[n], flags[n] = used[path], r, shard_flags[path][r]
         else:
             flags[n] = FLAG_BAD_MEDIA
-    if cfg.on_bad_media == "error" and (flags & FLAG_BAD_MEDIA)[shard >= 0].any():
-        n = int(np.nonzero((flags & FLAG_BAD_MEDIA) & (shard >= 0))[0][0])
+    unusable = ((flags & FLAG_UNUSABLE) > 0) & (shard >= 0)
+    if cfg.on_bad_media == "error" and unusable.any():
+        n = int(np.nonzero(unusable)[0][0])
         raise ErError(
             f"{cfg.modality} of utterance {order[n]} was found unusable by an earlier run",
             at=order[n],

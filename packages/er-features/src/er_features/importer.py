@@ -20,23 +20,71 @@ from er_core import (
     Envelope,
     ErError,
     FeatureManifest,
+    FileRef,
     canonical_json,
     content_id,
     find,
+    require_float32_range,
     sha256_bytes,
     sha256_file,
 )
+from er_data import check_table
 
 from er_features import cache as fcache
 from er_features.base import Encoded
 from er_features.index import write_index
-from er_features.items import load_table
 
 SHARD_ROWS = 4096
 
 
+LAYOUTS = "see `er-features import --help` for the accepted layouts"
+
+
 def read_any(path: Path) -> tuple[list[str], np.ndarray]:
-    """(ids, features (n, d) float32) from any accepted layout."""
+    """(ids, features (n, d) float32) from any accepted layout, checked: ids are strings, one
+    per row; features are real numbers of width >= 1, finite before and after the cast to
+    float32. Anything else is an ErError naming the file (and the utterance, where one is)."""
+    ids, feats = _read_raw(path)
+    return _checked(path, ids, feats)
+
+
+def _checked(path: Path, ids, feats) -> tuple[list[str], np.ndarray]:
+    at = str(path)
+    if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+        raise ErError("the ids are not a list of strings", at=at, hint=LAYOUTS)
+    feats = np.asarray(feats)
+    if feats.dtype.kind not in "fiu":
+        raise ErError(
+            f"features have dtype {feats.dtype}, not real numbers",
+            at=at,
+            hint="store float (or integer) features",
+        )
+    if feats.ndim != 2:
+        raise ErError(
+            f"features have shape {feats.shape}, not (n, d)",
+            at=at,
+            hint="store one vector per utterance: a 2-D (n, d) array, or one (d,) array per id",
+        )
+    if feats.shape[0] != len(ids):
+        raise ErError(
+            f"{len(ids)} ids but {feats.shape[0]} feature rows",
+            at=at,
+            hint="give exactly one id per row of `features`",
+        )
+    if feats.shape[1] < 1:
+        raise ErError("features have width 0", at=at, hint="store at least one value per utterance")
+    feats = require_float32_range(
+        feats,
+        what="imported features",
+        names=ids,
+        at=at,
+        hint="NaN or inf cannot be trained on: fix or recompute those vectors",
+    )
+    return ids, feats
+
+
+def _read_raw(path: Path) -> tuple[list[str], np.ndarray]:
+    """(ids, features as stored) from any accepted layout."""
     if not path.is_file():
         raise ErError("feature file not found", at=str(path), hint="check the --from path")
     suffix = path.suffix.lower()
@@ -45,7 +93,14 @@ def read_any(path: Path) -> tuple[list[str], np.ndarray]:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
             if "ids" in data and "features" in data:
-                return [str(x) for x in data["ids"]], data["features"]
+                ids = data["ids"]
+                if ids.ndim != 1 or ids.dtype.kind not in "USiu":
+                    raise ErError(
+                        f"'ids' has shape {ids.shape} and dtype {ids.dtype}, not (n,) strings",
+                        at=f"{path}:ids",
+                        hint="store the utterance ids as a 1-D string array",
+                    )
+                return [str(x) for x in ids], data["features"]
             return _rows(path, data)
         if suffix == ".safetensors":
             from safetensors import safe_open
@@ -64,7 +119,7 @@ def read_any(path: Path) -> tuple[list[str], np.ndarray]:
         raise ErError(
             f"cannot read features ({type(e).__name__}: {e})",
             at=str(path),
-            hint="see `er-features import --help` for the accepted layouts",
+            hint=LAYOUTS,
         ) from None
     raise ErError(
         f"unknown feature file type '{suffix}'",
@@ -76,10 +131,10 @@ def read_any(path: Path) -> tuple[list[str], np.ndarray]:
 def _rows(path: Path, data: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
     ids = list(data)
     widths = {k: v.shape for k, v in data.items()}
-    bad = [k for k, s in widths.items() if len(s) != 1]
+    bad = [k for k, s in widths.items() if len(s) != 1 or data[k].dtype.kind not in "fiu"]
     if bad:
         raise ErError(
-            f"'{bad[0]}' has shape {widths[bad[0]]}, not (d,)",
+            f"'{bad[0]}' has shape {widths[bad[0]]} and dtype {data[bad[0]].dtype}, not (d,) numbers",
             at=f"{path}:{bad[0]}",
             hint="store one vector per utterance id, or `ids` + `features` (n, d)",
         )
@@ -93,6 +148,8 @@ def _parquet(path: Path) -> tuple[list[str], np.ndarray]:
     frame = pl.read_parquet(path)
     if "id" not in frame.columns:
         raise ErError("no 'id' column", at=str(path), hint="name the utterance id column 'id'")
+    if frame["id"].null_count():
+        raise ErError("the 'id' column has empty cells", at=str(path), hint="give every row an id")
     ids = [str(x) for x in frame["id"].to_list()]
     if "features" in frame.columns:
         vectors = frame["features"].to_list()
@@ -116,19 +173,16 @@ def _same_width(path: Path, ids: Sequence[str], widths: Sequence[int]) -> None:
 def import_features(
     envelopes: Sequence[Envelope], modality: str, src: Path, *, cache: Path, out: Path
 ) -> FeatureManifest:
+    """Check the file, then cache its vectors under (the file's sha256, utterance id) keys:
+    items already cached (an earlier import of the same file) are reused, never claimed twice."""
     dataset = find(envelopes, DatasetManifest)
     ids, feats = read_any(src)
-    if feats.ndim != 2:
-        raise ErError(f"features have shape {feats.shape}, not (n, d)", at=str(src), hint="")
     if len(ids) != len(set(ids)):
         from collections import Counter
 
         dup = next(x for x, c in Counter(ids).items() if c > 1)
         raise ErError(f"utterance {dup} appears twice", at=f"{src}:{dup}", hint="keep one row")
-    if not np.isfinite(feats).all():
-        k = int(np.nonzero(~np.isfinite(feats).all(1))[0][0])
-        raise ErError(f"utterance {ids[k]} has NaN or inf", at=f"{src}:{ids[k]}", hint="")
-    order = load_table(dataset)["id"].to_list()
+    order = check_table(dataset)["id"].to_list()
     have = {u: i for i, u in enumerate(ids)}
     lacking = [u for u in order if u not in have]
     extra = sorted(set(ids) - set(order))
@@ -148,19 +202,26 @@ def import_features(
     key = fcache.cache_key(modality, file_sha, {"family": "import"})
     folder = fcache.folder_for(cache, key)
     fcache.describe(folder, {"modality": modality, "encoder": f"import:{src.name}", "config": {}})
-    matrix = feats[[have[u] for u in order]].astype(np.float32)
+    matrix = feats[[have[u] for u in order]]
+    keys = [sha256_bytes(canonical_json(["import", u])) for u in order]
+    lookup = fcache.scan(folder)
+    for lo in range(0, len(order), SHARD_ROWS):
+        hi = lo + SHARD_ROWS
+        if all(k in lookup.rows for k in keys[lo:hi]):
+            continue
+        enc = Encoded(features=matrix[lo:hi], flags=np.zeros(len(keys[lo:hi]), np.uint8))
+        fcache.publish(
+            folder, keys[lo:hi], enc, lookup, dim=matrix.shape[1], extras={}, names=order[lo:hi]
+        )
+    used: dict[Path, int] = {}
     shard = np.zeros(len(order), np.int32)
-    row = np.arange(len(order), dtype=np.int32) % SHARD_ROWS
-    refs = []
-    for s, lo in enumerate(range(0, len(order), SHARD_ROWS)):
-        block = matrix[lo : lo + SHARD_ROWS]
-        keys = [sha256_bytes(canonical_json(["import", u])) for u in order[lo : lo + SHARD_ROWS]]
-        enc = Encoded(features=block, flags=np.zeros(len(block), np.uint8))
-        path = fcache.write_shard(folder, keys, enc)
-        shard[lo : lo + SHARD_ROWS] = s
-        from er_core import FileRef
-
-        refs.append(FileRef(path=str(path), sha256=path.stem, bytes=path.stat().st_size))
+    row = np.zeros(len(order), np.int32)
+    for n, k in enumerate(keys):
+        path, r = lookup.rows[k]
+        shard[n], row[n] = used.setdefault(path, len(used)), r
+    for path in used:
+        fcache.check_shard(path)
+    refs = [FileRef(path=str(p), sha256=p.stem, bytes=p.stat().st_size) for p in used]
     run_id = content_id({"dataset": dataset.id, "table": dataset.table.sha256, "cache_key": key})
     index = write_index(out, run_id, order, shard, row, np.zeros(len(order), np.uint8))
     return FeatureManifest(

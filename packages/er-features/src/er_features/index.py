@@ -4,6 +4,8 @@
     <out>/er-features/<id[:12]>/features.json       the FeatureManifest, a valid input to any tool
 
 Rows with shard = -1 have no cached features (no media): they read as zeros, flagged.
+Both files are written under the run folder's lock, each by an atomic rename: two identical
+runs write the same bytes, one after the other.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from er_core import FeatureManifest, FileRef, output_dir, write_bytes_atomic, write_tensors
+from er_core import (
+    FeatureManifest,
+    FileRef,
+    folder_lock,
+    output_dir,
+    write_bytes_atomic,
+    write_tensors,
+)
 from er_core.features import INDEX_IDS
 from er_core.stream import encode
 
@@ -36,8 +45,12 @@ def write_index(
         "flags": flags.astype(np.uint8),
     }
     meta = {INDEX_IDS: json.dumps(list(ids))}
-    return write_tensors(run_dir(out, run_id) / "index.safetensors", arrays, metadata=meta)
+    folder = run_dir(out, run_id)
+    with folder_lock(folder, what="feature run folder"):  # one writer at a time
+        return write_tensors(folder / "index.safetensors", arrays, metadata=meta)
 
 
 def write_manifest_copy(out: Path, manifest: FeatureManifest) -> Path:
-    return write_bytes_atomic(run_dir(out, manifest.id) / "features.json", encode(manifest) + b"\n")
+    folder = run_dir(out, manifest.id)
+    with folder_lock(folder, what="feature run folder"):
+        return write_bytes_atomic(folder / "features.json", encode(manifest) + b"\n")

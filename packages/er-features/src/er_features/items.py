@@ -1,8 +1,11 @@
-"""From the utterance table to the items an encoder reads, each with its content key.
+"""From the utterance table (read by er_data.check_table) to the items an encoder reads, each
+with its content key. Media paths are confined to the dataset's root (er_core.confine).
 
 The key of an item is the sha256 of its input as given: for text the target and its context
 turns (speaker, text) exactly as the table holds them; for media the file's sha256 and the cut
-(start, end). The encoder's weights and config are keyed separately (the cache folder).
+(start, end). A media file is identified by its content: its sha256 is reused without reading
+it only while its full stat stamp, ctime included, is unchanged (once.HashMemo). The encoder's
+weights and config are keyed separately (the cache folder).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from er_core import DatasetManifest, ErError, canonical_json, sha256_bytes
+from er_core import DatasetManifest, ErError, canonical_json, confine, sha256_bytes
 
 from er_features.once import HashMemo
 from er_features.text import TextConfig
@@ -23,14 +26,6 @@ class Missing:
     uid: str
     path: str
     problem: str
-
-
-def load_table(dataset: DatasetManifest):
-    import polars as pl
-    from er_core.features import check_file
-
-    path = check_file(dataset.table, "utterance table")
-    return pl.read_parquet(path)
 
 
 def text_items(table, cfg: TextConfig) -> list:
@@ -71,13 +66,17 @@ def media_items(table, dataset: DatasetManifest, modality: str, memo: HashMemo):
             hint="prepare the dataset with its media (er-data prepare ... --root the full dataset)",
         )
     root = Path(dataset.source_root)
-    cols = ["id", modality, f"{modality}_start", f"{modality}_end"]
+    cols = ["id", modality, f"{modality}_start", f"{modality}_end", "source"]
     items, missing = [], []
-    for uid, rel, start, end in table.select(cols).rows():
+    for uid, rel, start, end, source in table.select(cols).rows():
         if not rel:
             missing.append(Missing(uid, "", f"no {modality} in the table"))
             continue
-        path = (root / rel).resolve()
+        # the file the table names, links followed, must lie inside the dataset's root (unless
+        # prepare was told --follow-links): a table naming ../../etc/passwd is refused
+        at = f"{dataset.table.path}:{uid} ({source})"
+        path = confine(root, rel, follow_links=dataset.follow_links, what=f"{modality} file", at=at)
+        path = path.resolve()
         if not path.is_file():
             missing.append(Missing(uid, str(path), "missing"))
             continue

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from er_core import DatasetManifest, Envelope, ErError, FeatureManifest, FileRef, find, read_index
 from er_core.ids import content_id
+from er_data import check_table
 
 from er_features.base import FLAG_NAMES
 from er_features.index import write_index
-from er_features.items import load_table
 
 
 def slices(envelopes: Sequence[Envelope]) -> list[FeatureManifest]:
@@ -58,7 +58,7 @@ def merge(envelopes: Sequence[Envelope], out: Path) -> tuple[list[Envelope], Fea
         for uid, s, r, f in zip(ids, index["shard"], index["row"], index["flags"], strict=True):
             ref = p.shards[s] if s >= 0 else None
             where.setdefault(uid, (ref, int(r), int(f)))
-    order = load_table(dataset)["id"].to_list()
+    order = check_table(dataset)["id"].to_list()
     absent = [uid for uid in order if uid not in where]
     if absent:
         raise ErError(

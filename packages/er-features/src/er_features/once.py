@@ -4,12 +4,16 @@
 that is renamed into place only when complete, and records every file's sha256 in
 `er-weights.json`. A later call checks the recorded hashes before reusing the folder; a folder that
 does not verify is an error that says how to rebuild it, never silently used.
+
+File hashes are by content; `HashMemo` documents its one fast path (a stamp that includes ctime,
+which any rewrite changes and no user can set back) and why it is safe.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,27 +32,56 @@ def cache_root(value: str | Path | None = None) -> Path:
     return (Path.home() / ".cache" / "er").resolve()
 
 
+# A stamp taken less than this long after the file's last change is not remembered: a
+# rewrite within the same timestamp tick (coarse file-system clocks) would leave it unchanged.
+RACY_S = 2.0
+
+
 class HashMemo:
-    """sha256 of files, remembered in `cache/hashes.json` by (path, size, mtime): big weights and
-    thousands of media files hash once. Load once, `save()` once after a batch of lookups."""
+    """sha256 of files by content, with one fast path: a digest is remembered (in
+    `cache/hashes.json`) under the file's full stamp, (realpath, device, inode, size, mtime_ns,
+    ctime_ns), and reused only while that stamp is unchanged.
+
+    What identifies a media or weights file is its content; the stamp only says when the bytes
+    hashed before must still be the bytes there. It can: any write, truncation, rename over
+    the path or `touch -d` (which sets mtime) changes ctime, and no system call lets a user
+    set ctime back. Stamps of files changed less than RACY_S before hashing are not remembered
+    (the "racy" case: a second write in the same clock tick would keep the stamp). Off POSIX
+    (no trustworthy ctime) nothing is remembered and every file is hashed on every run. What
+    this trusts: the system clock never runs backwards past a remembered change, and the file
+    system keeps ctime (local POSIX file systems do)."""
 
     def __init__(self, cache: Path | None):
-        self.path = cache / "hashes.json" if cache is not None else None
+        trusted = os.name == "posix"
+        self.path = cache / "hashes.json" if cache is not None and trusted else None
         self.memo: dict[str, str] = {}
         self.dirty = False
         if self.path is not None:
             try:
-                self.memo = json.loads(self.path.read_text())
+                loaded = json.loads(self.path.read_text())
+                self.memo = loaded if isinstance(loaded, dict) else {}
             except (OSError, ValueError):
                 self.memo = {}
 
+    @staticmethod
+    def stamp(path: Path) -> tuple[str, float]:
+        """(the stamp of `path`, seconds since its last change)."""
+        st = path.stat()
+        stamp = f"{path}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
+        return stamp, time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
+
     def __call__(self, path: Path) -> str:
         path = Path(path).resolve()
-        st = path.stat()
-        stamp = f"{path}|{st.st_size}|{st.st_mtime_ns}"
-        digest = self.memo.get(stamp)
-        if digest is None:
-            digest = self.memo[stamp] = sha256_file(path)
+        if self.path is None and os.name != "posix":
+            return sha256_file(path)
+        before, age = self.stamp(path)
+        digest = self.memo.get(before)
+        if digest is not None:
+            return digest
+        digest = sha256_file(path)
+        after, _ = self.stamp(path)
+        if after == before and age > RACY_S:  # unchanged while hashed, and not racy
+            self.memo[before] = digest
             self.dirty = True
         return digest
 

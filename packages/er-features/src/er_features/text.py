@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from er_core import Config, ErError, to_dict
+from er_core import Config, ErError, NonNegativeInt, PositiveInt, to_dict
 
 from er_features.base import FLAG_EMPTY, Encoded, Item, empty_encoded
 
@@ -23,15 +23,15 @@ VERSION = 1  # bump when a change here changes the vectors: it is part of the ca
 
 
 class TextConfig(Config, frozen=True, kw_only=True):
-    context_before: int = 0  # previous turns of the same dialogue
-    context_after: int = 0  # following turns
+    context_before: NonNegativeInt = 0  # previous turns of the same dialogue
+    context_after: NonNegativeInt = 0  # following turns
     speakers: bool = True  # render the speaker's name in each turn
     turn: str = "{speaker}: {text}"  # one turn; "{text}" alone when speakers is false
     joiner: str = " "  # between context turns
     template: str = "{before} {target} {after}"  # may use {speaker} (target's) and {mask}
     pooling: Literal["mean", "cls", "mask", "last"] = "mean"
-    layers: int = 1  # mean of the last N hidden states
-    max_length: int = 512  # tokens, special tokens included
+    layers: PositiveInt = 1  # mean of the last N hidden states
+    max_length: PositiveInt = 512  # tokens, special tokens included
     normalize: bool = False  # L2-normalise the pooled vector
     bf16: bool = False  # bfloat16 autocast (CPU or CUDA)
 
@@ -71,6 +71,10 @@ class TextEncoder:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        if batch_size < 1:  # range(0, n, 0 or -1) would encode nothing and leave zeros
+            raise ErError(
+                f"batch_size = {batch_size}", at="--batch-size", hint="use a batch size >= 1"
+            )
         self.cfg, self.device, self.batch_size = cfg, device, batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = AutoModel.from_pretrained(str(folder)).to(device).eval()

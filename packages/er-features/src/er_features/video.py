@@ -14,10 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 import numpy as np
-from er_core import Config, ErError, to_dict
+from er_core import (
+    Config,
+    ErError,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Probability,
+    to_dict,
+)
 
 from er_features.base import FLAG_BAD_MEDIA, FLAG_EMPTY, FLAG_NO_FACE, Encoded, Item, empty_encoded
 
@@ -25,15 +34,15 @@ VERSION = 1  # bump when a change here changes the vectors: it is part of the ca
 
 
 class VideoConfig(Config, frozen=True, kw_only=True):
-    frames: int = 8  # frames per clip (at most; "rate" may take fewer)
+    frames: PositiveInt = 8  # frames per clip (at most; "rate" may take fewer)
     sampling: Literal["even", "rate"] = "even"  # even: `frames` evenly; rate: `rate` per second
-    rate: float = 2.0  # frames per second for sampling = "rate", capped at `frames`
+    rate: PositiveFloat = 2.0  # frames per second for sampling = "rate", capped at `frames`
     cascade: str = "haarcascade_frontalface_default.xml"  # in cv2.data.haarcascades, or a path
-    scale_factor: float = 1.1  # Haar pyramid step
-    min_neighbors: int = 5  # Haar hits needed to accept a face
-    min_face: int = 30  # smallest face side, pixels of the full frame
-    detect_width: int = 0  # detect on frames shrunk to this width (0 = full size)
-    margin: float = 0.0  # grow the face box by this share of its side on each side
+    scale_factor: Annotated[float, msgspec.Meta(gt=1.0, le=100.0)] = 1.1  # Haar pyramid step
+    min_neighbors: NonNegativeInt = 5  # Haar hits needed to accept a face
+    min_face: PositiveInt = 30  # smallest face side, pixels of the full frame
+    detect_width: NonNegativeInt = 0  # detect on frames shrunk to this width (0 = full size)
+    margin: Probability = 0.0  # grow the face box by this share of its side on each side
     pooling: Literal["mean", "max", "mean+max"] = "mean"  # over face frames; mean+max doubles dim
 
 
