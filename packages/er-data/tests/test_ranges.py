@@ -99,3 +99,20 @@ def test_mapping_split_options(split: dict, key: str) -> None:
     with pytest.raises(ErError) as e:
         validate({**MAPPING, "split": split}, MappingOptions)
     one_error(e.value, f"'{key}'")
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [('["utf-99"]', "unknown encoding 'utf-99'"), ("[]", "no encoding to try")],
+)
+def test_a_bad_encodings_value_names_the_key(tmp_path: Path, cli, value: str, needle: str) -> None:
+    synth(tmp_path / "data", utterances=12, seed=0)
+    r = cli("prepare", "meld", "--root", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+            "--set", f"encodings={value}")  # fmt: skip
+    lines = r.stderr.decode().splitlines()
+    assert r.returncode == 1 and r.stdout == b"", lines
+    assert (
+        lines[0].startswith(f"error: {needle}, at --set encodings=") and "$.encodings" in lines[0]
+    )
+    assert lines[1].startswith("hint: name Python codecs")
+    assert not (tmp_path / "o").exists()

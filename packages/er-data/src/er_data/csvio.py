@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ def decode(path: Path, encodings: Sequence[str] = ("utf-8",)) -> str:
     Errors name the line of the first bad byte. cp1252 leaves five bytes undefined, so even a
     utf-8 -> cp1252 fallback can fail on a damaged file.
     """
+    check_encodings(encodings)
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -32,6 +34,18 @@ def decode(path: Path, encodings: Sequence[str] = ("utf-8",)) -> str:
         at=f"{path}:line {line}",
         hint="re-save the file as UTF-8, or name its encoding in the config",
     )
+
+
+def check_encodings(encodings: Sequence[str]) -> None:
+    """The `encodings` option of every adapter: at least one, each a codec Python knows."""
+    hint = 'name Python codecs, e.g. encodings = ["utf-8", "cp1252"]'
+    if not encodings:
+        raise ErError("no encoding to try", at="$.encodings", hint=hint)
+    for i, enc in enumerate(encodings):
+        try:
+            codecs.lookup(enc)
+        except LookupError:
+            raise ErError(f"unknown encoding '{enc}'", at=f"$.encodings[{i}]", hint=hint) from None
 
 
 def read_delimited(
