@@ -7,13 +7,20 @@ with one `error:` line and one `hint:` line, no traceback and nothing written.
 from __future__ import annotations
 
 import json
+import os
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .conftest import assert_clean_outcome, run_inprocess
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=int(os.environ.get("ER_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    # the same cases on every run (CI is repeatable); ER_FUZZ_EXAMPLES=5000 explores fresh ones
+    derandomize="ER_FUZZ_EXAMPLES" not in os.environ,
+)
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
