@@ -41,7 +41,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
     try:
         _require_stdout()
         result = app(prog_name=prog_name, standalone_mode=False)
-        code = result if isinstance(result, int) else 0
+        # Typer returns an exit code here for typer.Exit; a command's own return value is not one
+        code = result if type(result) is int else 0
     except SystemExit:
         raise
     except ErError as e:

@@ -146,16 +146,8 @@ def _path_parts(path: str) -> list[str]:
 
 def _known_fields(cls: Any, parts: Sequence[str]) -> list[str]:
     """Field names of the Struct reached from `cls` by following `parts`."""
-    for part in parts:
-        if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
-            return []
-        by_name = {f.encode_name: f.type for f in msgspec.structs.fields(cls)}
-        cls = by_name.get(_INDEX.sub("", part))
-        while hasattr(cls, "__args__"):  # X | None, list[X], dict[str, X] -> X
-            cls = ([a for a in cls.__args__ if a is not type(None)] or [None])[-1]
-    if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
-        return [f.encode_name for f in msgspec.structs.fields(cls)]
-    return []
+    owner = _struct_at(cls, parts)
+    return [f.encode_name for f in msgspec.structs.fields(owner)] if owner is not None else []
 
 
 def validate(data: Mapping[str, Any], cls: type[T], origins: Mapping[str, str] | None = None) -> T:
@@ -223,6 +215,7 @@ def _choices(cls: Any, parts: Sequence[str]) -> list[Any]:
 
 
 def _struct_at(cls: Any, parts: Sequence[str]) -> Any:
+    """The Struct reached from `cls` by following `parts`, or None."""
     for part in parts:
         if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
             return None
