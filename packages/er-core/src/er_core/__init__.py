@@ -4,6 +4,7 @@ from er_core.checks import nonfinite_rows, require_finite, require_float32_range
 from er_core.cli import info, run, warn
 from er_core.config import Config, load_config, merge_sources, parse_override, to_dict, validate
 from er_core.errors import ErError, UsageError, from_os_error
+from er_core.extras import require
 from er_core.features import FeatureSet, aligned_features, load_features, read_index
 from er_core.files import atomic_dir, atomic_path, sha256_bytes, sha256_file, write_bytes_atomic
 from er_core.ids import canonical_json, content_id, output_dir
@@ -33,7 +34,9 @@ from er_core.metrics import (
     support,
     weighted_f1,
 )
+from er_core.options import Quiet, Threads, app_settings, version_option, versions
 from er_core.paths import confine, is_relative_inside, within
+from er_core.progress import Progress, duration
 from er_core.ranges import (
     Dropout,
     FiniteFloat,
@@ -44,8 +47,10 @@ from er_core.ranges import (
     Probability,
     check_options,
 )
+from er_core.recipe import differing, flatten, recipe
 from er_core.stream import Envelope, find, read_stream, write_stream
 from er_core.tensors import read_tensors, write_tensors
+from er_core.threads import default_threads, set_threads
 
 __version__ = "0.1.0"
 
@@ -71,12 +76,16 @@ __all__ = [
     "PositiveInt",
     "PredictionManifest",
     "Probability",
+    "Progress",
+    "Quiet",
     "RunManifest",
     "TaskInfo",
     "TaskScores",
+    "Threads",
     "UsageError",
     "accuracy",
     "aligned_features",
+    "app_settings",
     "atomic_dir",
     "atomic_path",
     "canonical_json",
@@ -84,7 +93,11 @@ __all__ = [
     "confine",
     "confusion_matrix",
     "content_id",
+    "default_threads",
+    "differing",
+    "duration",
     "find",
+    "flatten",
     "folder_lock",
     "from_os_error",
     "info",
@@ -103,14 +116,19 @@ __all__ = [
     "read_index",
     "read_stream",
     "read_tensors",
+    "recipe",
+    "require",
     "require_finite",
     "require_float32_range",
     "run",
+    "set_threads",
     "sha256_bytes",
     "sha256_file",
     "support",
     "to_dict",
     "validate",
+    "version_option",
+    "versions",
     "warn",
     "weighted_f1",
     "within",

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from er_core.errors import ErError, from_os_error, wrapped_os_error
+from er_core.extras import missing
 
 
 def debug() -> bool:
@@ -31,7 +32,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
     """Call a Typer app and turn every outcome into the protocol's exit codes.
 
     ErError -> its two lines on stderr and exit 1 (2 for usage); so does a usage error Typer
-    finds in the command line (an unknown option, a value out of range). An ordinary OS fault
+    finds in the command line (an unknown option, a value out of range). A missing optional
+    dependency -> what needs it and the `pip install` that brings it (er_core.extras). An ordinary OS fault
     (no space, no permission, a closed stdout) -> one line naming the path, and a real hint.
     Ctrl-C -> `error: interrupted` and exit 130. A reader that closed the pipe (`cmd | head -1`)
     -> exit quietly. Anything else is a bug: a traceback with ER_DEBUG=1.
@@ -69,6 +71,8 @@ def run(app: Callable[..., Any], prog_name: str | None = None) -> None:
             _quiet_pipe()  # if stdout is what failed, the final flush must not fail again
         _fail(from_os_error(e).lines(), 1, e)
     except Exception as e:
+        if (absent := missing(e, prog_name)) is not None:  # an optional extra not installed
+            _fail(absent.lines(), 1, e)
         if (os_error := wrapped_os_error(e)) is not None:  # a library's wrapper of an OS fault
             _fail(from_os_error(os_error).lines(), 1, e)
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")

@@ -53,6 +53,11 @@ class RunSection(Config, frozen=True):
     # how the text encoder is used: F = frozen, cached features; L = LoRA adapters trained in
     # the run; T = the whole encoder trained in the run (L and T: see [finetune], tower.py)
     method: Literal["F", "L", "T"] = "F"
+    # loggers besides metrics.csv (always written): "tensorboard" (extra er-train[tensorboard])
+    log: list[Literal["tensorboard"]] = []
+    # torch's CPU threads; 0 = the default (er_core.threads: --threads, ER_THREADS,
+    # OMP_NUM_THREADS, else half the usable cores, at most 8). Not part of the run's identity.
+    threads: NonNegativeInt = 0
 
 
 class DistillSection(Config, frozen=True):
