@@ -71,7 +71,12 @@ APP = textwrap.dedent(
         print("ready", file=sys.stderr, flush=True)
         time.sleep(60)
 
-    run(app, prog_name="tiny")
+    @app.command()
+    def optional() -> None:
+        sys.modules["cv2"] = None  # as if opencv were not installed
+        import cv2  # noqa: F401
+
+    run(app, prog_name="er-data")
     """
 )
 
@@ -110,6 +115,15 @@ def test_usage_error_exits_2(app_script):
     r = run_app(app_script, "usage")
     assert r.returncode == 2
     assert r.stderr == "error: no input\nhint: pipe something in\n"
+
+
+def test_missing_optional_module_names_the_extra(app_script):
+    r = run_app(app_script, "optional")
+    assert r.returncode == 1
+    assert r.stderr == (
+        "error: video and face work needs opencv-python-headless, which is not installed\n"
+        "hint: pip install 'er-data[media]'\n"
+    )
 
 
 def test_typer_usage_errors_exit_2(app_script):
@@ -171,7 +185,7 @@ def test_typer_usage_error_is_one_error_line_and_a_hint(app_script):
     lines = r.stderr.splitlines()
     assert len(lines) == 2, r.stderr
     assert lines[0].startswith("error: ") and "--n" in lines[0]
-    assert lines[1] == "hint: see `tiny emit --help`"
+    assert lines[1] == "hint: see `er-data emit --help`"
 
 
 def test_full_disk_is_one_line(app_script, tmp_path):

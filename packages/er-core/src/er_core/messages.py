@@ -109,6 +109,7 @@ class EpochRecord(msgspec.Struct, frozen=True, kw_only=True):
     lr: float = 0.0
     dev: dict[str, float] = {}
     seconds: float = 0.0
+    losses: dict[str, float] = {}  # each objective's weighted train loss, mean per batch
 
 
 class RunManifest(Message, frozen=True, kw_only=True, tag="run"):
@@ -131,6 +132,7 @@ class RunManifest(Message, frozen=True, kw_only=True, tag="run"):
     dims: dict[str, int] = {}  # modality -> feature width
     config: dict[str, Any] = {}  # resolved training config
     network_hash: str = ""
+    recipe_hash: str = ""  # id of everything but the seed: the run folder's hash (er-train)
     params: int = 0
     seed: int = 0
     run_dir: str = ""

@@ -88,7 +88,7 @@ def version_option(tool: str, torch: bool = False) -> Any:
         "--version",
         callback=show,
         is_eager=True,
-        help="Print the versions of this tool, er and torch, then exit.",
+        help="Print the versions of this tool and what it runs on, then exit.",
     )
 
 

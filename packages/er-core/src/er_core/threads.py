@@ -8,8 +8,7 @@ thread took 74 s, with the same result). So er picks, in this order:
 2. the `ER_THREADS` environment variable, then `OMP_NUM_THREADS`;
 3. half the cores this process may use, at least 1, at most 8.
 
-Results do not depend on the thread count (er-train's tests check a run is bit-identical on 1
-and 2 threads); only the time does.
+The count is recorded (er-train: `run.threads` in the run's config) but is no part of any id.
 """
 
 from __future__ import annotations

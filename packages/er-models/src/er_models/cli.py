@@ -6,20 +6,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from er_core.options import app_settings, version_option
 
 app = typer.Typer(
-    name="er-models",
-    help=(
-        "The registry of network parts (fusion, context, head, loss) that er-train builds from "
-        "TOML: list them with their options, or describe the network a config makes.\n\n"
-        "Example: er-models describe --set fusion.kind=deep --dims text=384,audio=384 "
-        "--tasks emotion=7"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    **app_settings(
+        "er-models",
+        (
+            "The registry of network parts (fusion, context, head, loss) that er-train builds from "
+            "TOML: list them with their options, or describe the network a config makes.\n\n"
+            "Example: er-models describe --set fusion.kind=deep --dims text=384,audio=384 "
+            "--tasks emotion=7"
+        ),
+        no_args_is_help=True,
+    )
 )
+
+
+@app.callback()
+def root(version: Annotated[bool, version_option("er-models", torch=True)] = False) -> None:
+    """Network parts by name, and the networks configs make."""
 
 
 @app.command("list")
