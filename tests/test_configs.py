@@ -20,6 +20,7 @@ DATASET_TASKS = {
     "iemocap": {"emotion6": 6, "emotion4": 4},
     "sims": {"regression": 0},
     "synth": {"emotion": 7, "sentiment": 3},
+    "utterance": {"emotion": 7, "sentiment": 3},  # any dataset: its own task
 }
 
 

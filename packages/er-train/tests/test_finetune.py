@@ -93,9 +93,7 @@ def test_refusals(toy, train_run, bert, tmp_path):
 
 
 def test_long_epochs_report_progress(toy, train_run, bert, tmp_path, monkeypatch, capfd):
-    import er_train.train as train_mod
-
-    monkeypatch.setattr(train_mod, "PROGRESS_EVERY", 1e-9)  # every optimizer step
+    monkeypatch.setenv("ER_PROGRESS_EVERY", "0")  # a line after every optimizer step
     train_run(toy.write(tmp_path / "s.ndjson"), tmp_path, *_sets(bert, "L"), progress=True)
     lines = capfd.readouterr().err.splitlines()
     inside = [ln for ln in lines if ln.startswith("  epoch 1: batch ")]

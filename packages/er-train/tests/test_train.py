@@ -12,7 +12,7 @@ import msgspec
 import numpy as np
 import polars as pl
 import pytest
-from er_core import ErError, RunManifest, sha256_file
+from er_core import RunManifest, sha256_file
 from safetensors import safe_open
 
 SPLIT_METRICS = ("emotion/accuracy", "emotion/weighted_f1", "emotion/macro_f1")
@@ -112,7 +112,8 @@ def test_run_folder_layout(trained):
     m, runs = trained
     folder = Path(m.run_dir)
     want = runs / "default" / "toy--emotion" / "F--b8--ce" / "T+A+V-concat"
-    assert folder == (want / f"{m.network_hash[:12]}--0").resolve()
+    assert folder == (want / f"{m.recipe_hash[:12]}--0").resolve()
+    assert m.recipe_hash not in (m.id, m.network_hash) and len(m.recipe_hash) == 64
     names = {p.name for p in folder.iterdir()}
     assert names == {
         ".lock",  # the writer's lock (released: the run is over)
@@ -121,6 +122,8 @@ def test_run_folder_layout(trained):
         "dev.safetensors",
         "test.safetensors",
         "run.json",
+        "summary.txt",
+        "metrics.csv",
     }  # best.safetensors went into the store
 
 
@@ -226,33 +229,69 @@ def test_an_identical_rerun_is_a_noop(trained, toy, train_run, monkeypatch):
     assert {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} == stamps
 
 
-def test_another_recipe_in_the_same_folder_is_refused(trained, toy, fast_config, cli_here):
+def test_a_sweep_keeps_every_recipe_and_trains_each_once(trained, toy, fast_config, cli_here):
+    """Another learning rate, same network and seed: its own folder beside the first (the
+    recipe hash names it), nothing of the first touched; a second pass trains nothing."""
     m, runs = trained
     folder = Path(m.run_dir)
     stamps = {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()}
     code, out, err = cli_here(
+        toy.stream, "-c", fast_config, "--runs", runs, "--set", "train.lr=0.02", "--quiet"
+    )
+    assert code == 0, err
+    other = msgspec.json.decode(out.splitlines()[-1], type=RunManifest)
+    assert Path(other.run_dir).parent == folder.parent and other.run_dir != m.run_dir
+    assert Path(other.run_dir).name == f"{other.recipe_hash[:12]}--0"
+    assert other.network_hash == m.network_hash and other.recipe_hash != m.recipe_hash
+    assert other.config["train"]["lr"] == 0.02 and m.config["train"]["lr"] != 0.02
+    assert {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} == stamps
+    code, out, err = cli_here(
         toy.stream, "-c", fast_config, "--runs", runs, "--set", "train.lr=0.02"
     )
-    assert code == 1 and out == ""
-    lines = [ln for ln in err.splitlines() if ln.startswith(("error:", "hint:"))]
-    assert len(lines) == 2, err
-    assert lines[0].startswith("error: another run (same network and seed")
-    assert lines[0].endswith(f", at {runs / folder.relative_to(runs.resolve())}")
-    assert lines[1].startswith("hint: ") and "run.category" in lines[1]
-    assert {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} == stamps
+    assert code == 0 and "finished run found, nothing to do" in err
+
+
+def test_seeds_of_one_recipe_share_its_hash(trained, toy, train_run):
+    m, runs = trained
+    other = train_run(toy.stream, runs, "seed=1")
+    assert other.recipe_hash == m.recipe_hash and other.id != m.id
+    assert Path(other.run_dir).name == f"{m.recipe_hash[:12]}--1"
+
+
+def test_a_run_of_another_id_in_the_folder_is_refused(trained, toy, fast_config, cli_here):
+    """A folder whose run.json has another id (another er-train version) is refused in one
+    line; nothing in it is touched."""
+    m, runs = trained
+    folder = Path(m.run_dir)
+    manifest = folder / "run.json"
+    saved = manifest.read_bytes()
+    try:
+        manifest.write_bytes(saved.replace(m.id.encode(), b"f" * 64))
+        stamps = {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()}
+        code, out, err = cli_here(toy.stream, "-c", fast_config, "--runs", runs)
+        assert code == 1 and out == ""
+        lines = [ln for ln in err.splitlines() if ln.startswith(("error:", "hint:"))]
+        assert len(lines) == 2, err
+        assert lines[0].startswith("error: another run is in this folder")
+        assert lines[0].endswith(f", at {runs / folder.relative_to(runs.resolve())}")
+        assert lines[1].startswith("hint: ") and "--runs" in lines[1]
+        assert {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} == stamps
+    finally:
+        manifest.write_bytes(saved)
 
 
 def test_killed_while_finishing_completes_without_training(tmp_path, toy, train_run, monkeypatch):
     """Killed after the weights went into the store but before run.json: the next run reads the
-    stored weights, trains nothing, and writes the same manifest; another recipe is refused by
-    the checkpoint's run id."""
+    stored weights, trains nothing, and writes the same manifest; another recipe trains in its
+    own folder and leaves this one as it is."""
     first = train_run(toy.stream, tmp_path / "runs")
     folder = Path(first.run_dir)
     (folder / "run.json").unlink()
     assert not (folder / "best.safetensors").exists()  # moved into the store
-    with pytest.raises(ErError) as e:
-        train_run(toy.stream, tmp_path / "runs", "train.lr=0.02")
-    assert "another run" in e.value.what and "run.category" in e.value.hint
+    stamps = {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()}
+    other = train_run(toy.stream, tmp_path / "runs", "train.lr=0.02")
+    assert other.run_dir != first.run_dir
+    assert {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} == stamps
     import er_train.train as tr
 
     monkeypatch.setattr(tr, "train_epoch", lambda *a, **k: pytest.fail("trained again"))

@@ -6,18 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from er_core.options import Quiet, Threads, app_settings, version_option
 
 app = typer.Typer(
-    name="er-train",
-    help=(
-        "Train a fusion / context model on the features in the stream; pass the stream on and "
-        "append a RunManifest.\n\n"
-        "Example: er-features extract -m text -e minilm < dataset.ndjson | er-train "
-        "--config configs/train/meld.toml --set context.kind=gru --seed 1"
-    ),
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    **app_settings(
+        "er-train",
+        (
+            "Train a fusion / context model on the features in the stream; pass the stream on and "
+            "append a RunManifest.\n\n"
+            "Example: er-features extract -m text -e minilm < dataset.ndjson | er-train "
+            "--config configs/train/meld.toml --set context.kind=gru --seed 1"
+        ),
+    )
 )
 
 
@@ -47,13 +47,18 @@ def main_command(
         Path | None,
         typer.Option("--resume", help="Continue the run in this folder (moved or copied)."),
     ] = None,
-    progress: Annotated[
-        bool, typer.Option("--progress/--quiet", help="One line per epoch on stderr.")
-    ] = True,
+    quiet: Quiet = False,
+    threads: Threads = None,
+    version: Annotated[bool, version_option("er-train", torch=True)] = False,
 ) -> None:
     """Train on the dataset and features in the stream; select the epoch on dev, read test
     once, and append a RunManifest. Re-running a finished run does nothing; an interrupted one
-    resumes from its checkpoint.
+    resumes from its checkpoint. Every recipe and seed has its own run folder, so a sweep is a
+    shell loop: for lr in 1e-3 3e-4; do er-train feats.ndjson --set train.lr=$lr; done
+
+    Progress (one line per epoch with its ETA, and a line every 10 s inside long epochs) goes to
+    stderr; --quiet silences it. Threads: --threads N (or [run] threads; default ER_THREADS,
+    then OMP_NUM_THREADS, else half the usable cores, at most 8).
 
     Example: er-train feats.ndjson -c configs/train/meld.toml --set fusion.kind=attention
     -m T+A+V --seed 2 > run.ndjson
@@ -83,6 +88,9 @@ def main_command(
     if runs is not None:
         data.setdefault("run", {})["root"] = str(runs)
         origins["run.root"] = "--runs"
+    if threads is not None:
+        data.setdefault("run", {})["threads"] = threads
+        origins["run.threads"] = "--threads"
     cfg = validate(data, TrainConfig, origins)
     if distributed.env_world().size > 1 and (not inputs or "-" in inputs):
         from er_core import UsageError
@@ -94,7 +102,7 @@ def main_command(
         )
     envelopes = read_stream(inputs or [])
     with distributed.launch(device) as here:  # one process: nothing to launch, `device` as is
-        manifest = train(envelopes, cfg, origins, device=here, progress=progress, resume=resume)
+        manifest = train(envelopes, cfg, origins, device=here, progress=not quiet, resume=resume)
         main = distributed.is_main()
     if main:  # the other ranks print nothing on stdout
         write_stream(envelopes, [manifest])

@@ -33,6 +33,7 @@ def finish(
     resolved: dict[str, Any],
     select: str,
     device: str,
+    recipe_hash: str = "",
 ) -> RunManifest:
     """Load the selected weights, read dev and test once, store the weights, write run.json."""
     data = s.data
@@ -83,6 +84,7 @@ def finish(
         dims=data.dims,
         config=resolved,
         network_hash=spec.hash,
+        recipe_hash=recipe_hash,
         params=count_params(s.model)["total"],
         seed=cfg.seed,
         run_dir=str(folder.resolve()),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from er_core import info
+from er_core import duration, info
 from er_models import ERModel, Output
 from er_models.distill import dist_loss, kl_distill
 from torch import nn
@@ -57,7 +57,8 @@ class Setup:
     tower: nn.Module | None = None
     tower_chunk: int = 64  # utterances per encoder forward in dev and test passes
     fresh_tower: Callable[[], nn.Module] | None = None  # a new tower on the base weights (L)
-    report_every: float = 0.0  # seconds between progress lines inside an epoch; 0 = none
+    # seconds between progress lines inside an epoch (er_core.progress.log_every()); None = none
+    report_every: float | None = None
     # under torchrun: `model` in DistributedDataParallel, which training forwards go through
     # (`model` stays the plain module: its spec, weights and eval passes); None in one process
     ddp: nn.Module | None = None
@@ -108,28 +109,55 @@ def distillation(s: Setup, student: torch.Tensor, rows: torch.Tensor) -> torch.T
     return total
 
 
-def objective(s: Setup, batch: Batch, progress: float = 0.0) -> torch.Tensor:
-    """The training loss of one batch: task losses, aux objectives, branches, distillation."""
+def objective(
+    s: Setup, batch: Batch, progress: float = 0.0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of one batch (task losses, aux objectives, distillation, branches)
+    and its parts, each the weighted term it adds (detached): `<task>`, each aux objective by
+    its name, `kd`, `branch/<modality>`. The parts are for the records only; the total is
+    summed in the same order as ever, so the training itself is unchanged by them."""
     out = forward(s, batch, train=True, progress=progress)
     outputs, aux = out.outputs, out.aux
     rows = batch.rows.to(s.device)
     weights = s.model.task_weights
-    total = sum(
-        weights[name] * loss(outputs[name], s.data.tasks[name].target[rows])
+    tasks = {
+        name: weights[name] * loss(outputs[name], s.data.tasks[name].target[rows])
         for name, loss in s.losses.items()
-    )
+    }
+    parts = dict(tasks)
+    total = sum(tasks.values())
     total = total + sum((v.float() for v in aux.values()), torch.zeros((), device=s.device))
+    for name, v in aux.items():
+        parts[name] = parts[name] + v.float() if name in parts else v.float()
     main = s.data.main
     teach = s.teacher is not None and s.distill is not None
     if teach:
-        total = total + distillation(s, outputs[main], rows)
+        parts["kd"] = distillation(s, outputs[main], rows)
+        total = total + parts["kd"]
     branch_weight = s.distill.branches if s.distill is not None else 1.0
-    for logits in out.branches.values():  # each modality alone: its CE, and the teacher's guide
+    for m, logits in out.branches.items():  # each modality alone: its CE, the teacher's guide
         term = s.losses[main](logits, s.data.tasks[main].target[rows])
         if teach:
             term = term + distillation(s, logits, rows)
-        total = total + branch_weight * term
-    return total
+        parts[f"branch/{m}"] = branch_weight * term
+        total = total + parts[f"branch/{m}"]
+    return total, {k: v.detach() for k, v in parts.items()}
+
+
+def _rate(r: float) -> str:
+    return f"{r:.2f}" if r < 10 else f"{r:.1f}" if r < 100 else f"{r:.0f}"
+
+
+def report(state: RunState, i: int, n_batches: int, done: int, seconds: float) -> None:
+    """The in-epoch progress line after batch `i` (from 0): `done` batches ran in `seconds` in
+    this process (a resumed epoch's skipped batches are not in the rate)."""
+    rate = done / max(seconds, 1e-9)
+    left = (n_batches - i - 1) / rate if rate > 0 else float("inf")
+    mean = state.loss_sum / max(state.loss_batches, 1)
+    info(
+        f"  epoch {state.epoch + 1}: batch {i + 1}/{n_batches}, {_rate(rate)} batch/s, "
+        f"ETA {duration(left)}, train loss {mean:.4f}"
+    )
 
 
 def train_epoch(
@@ -148,7 +176,7 @@ def train_epoch(
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     speakers, max_spk = s.data.speakers, s.model.spec.model.max_speakers
     shares = distributed.shares(split, order, s.batch_size, speakers, max_spk, first, world)
-    reported = time.perf_counter()
+    started = reported = time.perf_counter()
     for i, share in enumerate(shares, start=first):
         group_start = i - i % s.accumulation
         group_size = min(s.accumulation, n_batches - group_start)  # the last group may be short
@@ -156,7 +184,7 @@ def train_epoch(
         if world.size > 1 and i == group_start:  # each rank its own dropout masks, see there
             torch.manual_seed(distributed.step_seed(s.seed, world.rank, state.global_step))
         with distributed.sync(s.ddp, last):  # no gradient all-reduce before the last one
-            loss = objective(s, share.batch, state.global_step / max(s.total_steps, 1))
+            loss, parts = objective(s, share.batch, state.global_step / max(s.total_steps, 1))
             # weight · N is 1.0 in one process: the same floats as without torchrun
             s.scaler.scale(loss * (share.weight * world.size) / group_size).backward()
         # summed over the ranks: every rank checks the same number, so all stop together
@@ -164,6 +192,12 @@ def train_epoch(
         check_loss(batch_loss, state.epoch + 1, state.step_in_epoch + 1)  # before any step
         state.loss_sum += batch_loss
         state.loss_batches += 1
+        # one device sync for all the parts; under torchrun each summed like the total
+        values = torch.stack([v.float() for v in parts.values()]).tolist()
+        for name, v in zip(parts, values, strict=True):
+            state.loss_parts[name] = state.loss_parts.get(name, 0.0) + distributed.sum_float(
+                v * share.weight
+            )
         if not last:
             continue
         distributed.average_gradients(s.tower)  # outside the DDP wrapper (none in one process)
@@ -183,10 +217,10 @@ def train_epoch(
         s.optimizer.zero_grad(set_to_none=True)
         state.global_step += 1
         state.step_in_epoch += 1
-        if s.report_every and world.main and time.perf_counter() - reported >= s.report_every:
-            mean = state.loss_sum / max(state.loss_batches, 1)
-            info(f"  epoch {state.epoch + 1}: batch {i + 1}/{n_batches}, train loss {mean:.4f}")
-            reported = time.perf_counter()
+        now = time.perf_counter()
+        if s.report_every is not None and world.main and now - reported >= s.report_every:
+            report(state, i, n_batches, i + 1 - first, now - started)
+            reported = now
         if every and state.global_step % every == 0 and i + 1 < n_batches:
             checkpoint()
         if kill_at and state.global_step == kill_at:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from er_core import UsageError, content_id, to_dict
+from er_core import UsageError, content_id, set_threads, to_dict, warn
 from er_models import (
     SECTIONS,
     NetworkSpec,
@@ -46,6 +47,7 @@ class Plan:
     loss_cfg: dict[str, dict[str, Any]]  # task -> its resolved loss section
     resolved: dict[str, Any]  # the resolved config written into the RunManifest
     run_id: str
+    recipe_hash: str  # the id without the seed: the run folder's hash, shared by a run's seeds
     folder: Path
     device: torch.device
     select: str  # the dev metric choosing the epoch, `<task>/<metric>`
@@ -90,6 +92,24 @@ def _losses(
     return out, resolved
 
 
+def check_turns(spec: NetworkSpec, data: Data) -> None:
+    """Warn when dialogues run past a learned-position transformer's `max_turns`: the turns
+    beyond it share the last position vector (IEMOCAP dialogues run past the default 64)."""
+    ctx = spec.context
+    if ctx.kind != "transformer" or ctx.to_dict().get("positions") != "learned":
+        return
+    cap = int(ctx.to_dict().get("max_turns", 0))
+    lengths = np.concatenate([g.length for g in data.dialogues.values()])
+    over = int((lengths > cap).sum())
+    if over:
+        warn(
+            f"{over} dialogue(s) have more than context.max_turns = {cap} turns (longest "
+            f"{int(lengths.max())}): their later turns share position {cap - 1}; set "
+            f"context.max_turns={int(lengths.max())} or context.positions=sinusoidal to tell "
+            "them apart"
+        )
+
+
 def loss_label(loss: str, spec: NetworkSpec, distilled: bool) -> str:
     """The loss part of the run folder's name: the task loss, its aux objectives and "kd" for a
     distilled run, e.g. "ce+spcl" (runs that differ in these never share a folder)."""
@@ -129,6 +149,7 @@ def plan(
     spec = parse_network(sections, data.dims, tasks, origins)
     with torch.random.fork_rng(devices=[]):  # a trial build, leaving the RNG as it was
         build_model(spec)  # what only a part's factory checks (two tasks, one head) fails here
+    check_turns(spec, data)
     losses, loss_cfg = _losses(cfg, data, origins)
     net = spec.to_dict()
     teacher = load_teacher(cfg.distill.teacher, data) if cfg.distill.teacher else None
@@ -140,21 +161,25 @@ def plan(
         **{k: net[k] for k in SECTIONS if k in net},
         "loss": loss_cfg,
         "train": to_dict(cfg.train),
-        "run": to_dict(cfg.run),
+        # the thread count used, not asked for (0 = default): a label, not in the run's id
+        "run": to_dict(cfg.run) | {"threads": set_threads(cfg.run.threads or None)},
     }
     if teacher is not None:  # the teacher is named by its run id: its path is not its identity
         resolved["distill"] = to_dict(cfg.distill) | {"teacher": teacher[0].id}
     if tower is not None:
         resolved["finetune"] = to_dict(cfg.finetune)
+    # what the result depends on: the resolved config but its labels (run.root, run.category,
+    # run.log, run.threads; see er_core.recipe), the dataset, the features, the code
     identity = {k: v for k, v in resolved.items() if k != "run"} | {"method": cfg.run.method}
-    run_id = content_id(
-        {
-            "config": identity,
-            "dataset": data.dataset.id,
-            "features": {m: f.id for m, f in data.features.items()}
-            | ({tuned: tower.key} if tower is not None else {}),
-            "code": CODE_VERSION,
-        }
+    inputs = {
+        "dataset": data.dataset.id,
+        "features": {m: f.id for m, f in data.features.items()}
+        | ({tuned: tower.key} if tower is not None else {}),
+        "code": CODE_VERSION,
+    }
+    run_id = content_id({"config": identity, **inputs})
+    recipe_hash = content_id(
+        {"config": {k: v for k, v in identity.items() if k != "seed"}, **inputs}
     )
     folder = run_dir(
         cfg,
@@ -163,7 +188,7 @@ def plan(
         modality_tag(data.modalities),
         spec.fusion.kind,
         loss_label(loss_cfg[data.main]["kind"], spec, teacher is not None),
-        spec.hash,
+        recipe_hash,
     )
     if resume is not None:
         folder = resume
@@ -172,5 +197,17 @@ def plan(
     regression = data.tasks[data.main].spec.regression
     select, higher = selection(cfg.train.select, data.main, regression, known)
     return Plan(
-        data, spec, losses, loss_cfg, resolved, run_id, folder, dev, select, higher, tower, teacher
+        data,
+        spec,
+        losses,
+        loss_cfg,
+        resolved,
+        run_id,
+        recipe_hash,
+        folder,
+        dev,
+        select,
+        higher,
+        tower,
+        teacher,
     )

@@ -2,18 +2,24 @@
 
 Layout under the runs root (`[run] root`, `--runs`):
 
-    {category}/{dataset}--{task}/{method}--b{batch}--{loss}/{modalities}-{fusion}/{network hash[:12]}--{seed}/
+    {category}/{dataset}--{task}/{method}--b{batch}--{loss}/{modalities}-{fusion}/{recipe hash[:12]}--{seed}/
         checkpoint.safetensors   last state: weights, optimizer, RNG; the RunState in metadata
         best.safetensors         weights of the best dev epoch so far (while training)
         weights.safetensors  ->  ../../…/.store/ab/ab…cd.safetensors   selected weights, stored once
         dev.safetensors, test.safetensors   predictions of the selected weights
+        summary.txt              what the run is, in words: encoders, network, recipe (at start)
+        metrics.csv              one row per finished epoch (train losses, dev metrics, lr)
         run.json                 the RunManifest, written last: its presence means "finished"
         failed.json              a run that diverged (NaN/inf loss or dev pass): never finished
         .lock                    the writer's lock (an flock; the kernel drops it when the
                                  process dies, so the file itself means nothing)
 
-The folder is named by the network, not by every training option: a run with the same network
-and seed but another recipe or other features is refused there (the hint says how to keep both).
+The recipe hash covers everything the result depends on but the seed: the network, the recipe
+(optimizer, schedule, epochs, losses, method), the dataset and the features (er_core.recipe
+lists the keys that are only labels: run.root, run.category, run.log, run.threads). So a sweep
+over any key is a shell loop, every point in its own folder, and a run's seeds sit side by side.
+`run.category` is only a label for grouping experiments. Weights are stored once by content
+(store.py), so folders that train the same weights share one file.
 
 One process writes a run folder at a time (`owned`): it holds the folder's lock from before the
 "finished run?" check until run.json is written, so a second er-train aimed at the same folder
@@ -43,6 +49,7 @@ class RunState(msgspec.Struct, kw_only=True):
     global_step: int = 0
     loss_sum: float = 0.0  # train loss summed over the current epoch's batches so far
     loss_batches: int = 0
+    loss_parts: dict[str, float] = {}  # each objective's loss summed like loss_sum
     best_score: float | None = None
     best_epoch: int = -1
     bad_epochs: int = 0  # epochs since the best, for patience
@@ -52,7 +59,7 @@ class RunState(msgspec.Struct, kw_only=True):
 
 
 def run_dir(
-    cfg: TrainConfig, dataset: str, task: str, tag: str, fusion: str, loss: str, net_hash: str
+    cfg: TrainConfig, dataset: str, task: str, tag: str, fusion: str, loss: str, recipe: str
 ) -> Path:
     r = cfg.run
     return (
@@ -61,7 +68,7 @@ def run_dir(
         / f"{dataset}--{task}"
         / f"{r.method}--b{cfg.train.batch_size}--{loss}"
         / f"{tag}-{fusion}"
-        / f"{net_hash[:12]}--{cfg.seed}"
+        / f"{recipe[:12]}--{cfg.seed}"
     )
 
 
@@ -119,8 +126,8 @@ def check_not_failed(folder: Path) -> None:
     raise ErError(
         f"a run in this folder failed before ({what})",
         at=str(path),
-        hint="change the recipe (e.g. lower train.lr, set train.grad_clip), then delete the "
-        "folder, or keep it and use --set run.category=<name>",
+        hint="change the recipe (e.g. lower train.lr, set train.grad_clip): it trains in a "
+        "folder of its own; delete the folder to run this recipe again",
     )
 
 
@@ -160,8 +167,11 @@ def _moved(m: RunManifest, folder: Path) -> RunManifest:
 
 
 def conflict(folder: Path) -> None:
+    """The folder holds a run of another id: its recipe hash matches this run's, so it was made
+    by another version of er-train (or it is a hash-prefix collision, 1 in 2^48)."""
     raise ErError(
-        "another run (same network and seed, other training settings or features) is in this folder",
+        "another run is in this folder (same recipe hash, other run id: made by another version "
+        "of er-train?)",
         at=str(folder),
-        hint="keep both with --set run.category=<name> (or another --runs root), or delete the folder",
+        hint="move or delete that folder to train this run here, or use another --runs root",
     )

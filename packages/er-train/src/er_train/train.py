@@ -22,7 +22,8 @@ from pathlib import Path
 
 import msgspec
 import torch
-from er_core import EpochRecord, ErError, RunManifest, canonical_json, info
+from er_core import EpochRecord, ErError, RunManifest, canonical_json, duration, info
+from er_core.progress import log_every
 from er_models import build_model
 
 from er_train import distributed
@@ -42,9 +43,10 @@ from er_train.runs import (
     root_of,
 )
 from er_train.scoring import better, split_metrics
+from er_train.summary import write_summary
 from er_train.teacher import init_text, teacher_logits
+from er_train.tracking import Tracker, check_loggers
 
-PROGRESS_EVERY = 30.0  # seconds between progress lines inside a long epoch (a trained encoder)
 _state_dec = msgspec.json.Decoder(RunState)
 
 
@@ -85,6 +87,7 @@ def train(
     """Train (or resume, or return the finished run) as the module docstring says. `resume`
     names a run folder to continue instead of the one the config names (a moved or copied run);
     its checkpoint must be of this network."""
+    check_loggers(cfg.run.log)  # a missing extra fails before anything is read or written
     p = plan(envs, cfg, origins or {}, device, resume)
     with owned(p.folder):  # one writer per run folder, from the "finished?" check to run.json
         check_not_failed(p.folder)
@@ -149,7 +152,7 @@ def _run(
     )
     s.distill = cfg.distill
     s.tower, s.tower_chunk = tower, cfg.finetune.chunk
-    s.report_every = PROGRESS_EVERY if progress else 0.0
+    s.report_every = log_every() if progress else None  # ER_PROGRESS_EVERY, off a terminal too
     if tower is not None and cfg.run.method == "L":
         from er_train.tower import build_tower
 
@@ -161,6 +164,8 @@ def _run(
     main = distributed.is_main()  # only rank 0 writes files and prints progress
 
     folder.mkdir(parents=True, exist_ok=True)
+    if main:
+        write_summary(p, folder)  # what the run is, in words, while it trains
     ckpt, best_path = folder / "checkpoint.safetensors", folder / "best.safetensors"
     state = RunState(run_id=run_id)
     if ckpt.is_file():
@@ -171,6 +176,7 @@ def _run(
         info(f"er-train: resuming {folder} at epoch {state.epoch + 1}, step {state.step_in_epoch}")
 
     spent, started = state.seconds, time.perf_counter()
+    track = Tracker(folder, select, higher, cfg.run.log, enabled=main)
 
     def checkpoint() -> None:
         state.seconds = spent + time.perf_counter() - started
@@ -181,40 +187,55 @@ def _run(
         if main:
             save_checkpoint(ckpt, model, optimizer, scaler, meta, tower=tower)
 
-    while state.epoch < tr.epochs and not state.stopped:
-        t0 = time.perf_counter()
-        train_epoch(s, groups["train"], state, checkpoint, tr.checkpoint_every)
-        rows, outputs = predict(s, groups["dev"], tr.eval_batch_size)
-        dev_metrics = split_metrics(data, rows, outputs)
-        dev_metrics |= {f"{data.main}/loss": eval_loss(s, rows, outputs)}
-        check_dev(outputs, dev_metrics, state.epoch + 1)  # before anything of it is kept
-        score = dev_metrics[select]
-        record = EpochRecord(
-            epoch=state.epoch + 1,
-            train_loss=state.loss_sum / max(state.loss_batches, 1),
-            lr=optimizer.param_groups[0]["lr"],
-            dev=dev_metrics,
-            seconds=time.perf_counter() - t0,
-        )
-        improved = better(score, state.best_score, higher)
-        if improved:
-            state.best_score, state.best_epoch, state.bad_epochs = score, record.epoch, 0
-            if main:
-                save_weights(best_path, model, tower=tower)
-        else:
-            state.bad_epochs += 1
-        state.history = [*state.history, record]
-        state.epoch += 1
-        state.step_in_epoch = state.loss_batches = 0
-        state.loss_sum = 0.0
-        state.stopped = bool(tr.patience) and state.bad_epochs >= tr.patience
-        checkpoint()
-        if progress and main:
-            info(
-                f"epoch {record.epoch}/{tr.epochs}  train loss {record.train_loss:.4f}  "
-                f"dev {select} {score:.4f}{' *' if improved else ''}  lr {record.lr:.2e}  "
-                f"{record.seconds:.1f} s"
+    with track:
+        track.start(state.history)  # a resumed run's files say what its checkpoint says
+        while state.epoch < tr.epochs and not state.stopped:
+            t0 = time.perf_counter()
+            train_epoch(s, groups["train"], state, checkpoint, tr.checkpoint_every)
+            rows, outputs = predict(s, groups["dev"], tr.eval_batch_size)
+            dev_metrics = split_metrics(data, rows, outputs)
+            dev_metrics |= {f"{data.main}/loss": eval_loss(s, rows, outputs)}
+            check_dev(outputs, dev_metrics, state.epoch + 1)  # before anything of it is kept
+            score = dev_metrics[select]
+            batches = max(state.loss_batches, 1)
+            record = EpochRecord(
+                epoch=state.epoch + 1,
+                train_loss=state.loss_sum / batches,
+                lr=optimizer.param_groups[0]["lr"],
+                dev=dev_metrics,
+                seconds=time.perf_counter() - t0,
+                losses={k: v / batches for k, v in state.loss_parts.items()},
             )
+            improved = better(score, state.best_score, higher)
+            if improved:
+                state.best_score, state.best_epoch, state.bad_epochs = score, record.epoch, 0
+                if main:
+                    save_weights(best_path, model, tower=tower)
+            else:
+                state.bad_epochs += 1
+            state.history = [*state.history, record]
+            state.epoch += 1
+            state.step_in_epoch = state.loss_batches = 0
+            state.loss_sum, state.loss_parts = 0.0, {}
+            state.stopped = bool(tr.patience) and state.bad_epochs >= tr.patience
+            checkpoint()
+            track.epoch(state.history)  # metrics.csv after the checkpoint: its rows are kept
+            if progress and main:
+                info(epoch_line(record, tr.epochs, select, improved, state))
     # a resumed folder may have moved: its weights go to the store of the root it is in now
     root = root_of(folder) if resume is not None else Path(cfg.run.root)
-    return finish(s, cfg, spec, folder, root, state, p.resolved, select, device)
+    return finish(s, cfg, spec, folder, root, state, p.resolved, select, device, p.recipe_hash)
+
+
+def epoch_line(
+    record: EpochRecord, epochs: int, select: str, improved: bool, state: RunState
+) -> str:
+    """The line printed after each epoch; its ETA is the mean epoch time so far (resumed
+    epochs included) times the epochs left (none once early stopping fired)."""
+    left = 0 if state.stopped else epochs - state.epoch
+    eta = sum(r.seconds for r in state.history) / len(state.history) * left
+    return (
+        f"epoch {record.epoch}/{epochs}  train loss {record.train_loss:.4f}  "
+        f"dev {select} {record.dev[select]:.4f}{' *' if improved else ''}  lr {record.lr:.2e}  "
+        f"{record.seconds:.1f} s  ETA {duration(eta)}"
+    )
