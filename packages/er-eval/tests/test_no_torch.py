@@ -1,4 +1,5 @@
-"""score, table and compare run where importing torch (or er-models, er-train) is impossible."""
+"""score, table, compare, runs and --version run where importing torch (or er-models,
+er-train) is impossible."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def test_the_block_works() -> None:
 def test_modules_import_without_torch() -> None:
     code = BLOCK + (
         "import er_eval.runs, er_eval.regression, er_eval.score, er_eval.table, er_eval.compare\n"
-        "import er_eval.cli, er_eval.testing\n"
+        "import er_eval.cli, er_eval.testing, er_eval.runs_table, er_eval.grouping\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
     assert r.returncode == 0, r.stderr.decode()
@@ -43,3 +44,7 @@ def test_score_table_compare_without_torch(runs, tmp_path: Path) -> None:
     compare = _run(["compare", str(a), str(b), "--resamples", "200", "--json"])
     assert compare.returncode == 0, compare.stderr.decode()
     assert b'"p_value"' in compare.stdout
+    flat = _run(["runs", "--format", "csv"], scored.stdout)
+    assert flat.returncode == 0 and flat.stdout.count(b"\n") == 3, flat.stderr.decode()
+    version = _run(["--version"])
+    assert version.returncode == 0 and b"torch not installed" in version.stdout

@@ -234,7 +234,7 @@ def test_ablation_bars_are_the_table(tmp_path, ablation_runs):
     fig = plots.ablation_figure(frame, metric_label="test/emotion/accuracy (%)")
     ax = fig.axes[0]
     heights = [p.get_height() for p in ax.patches]
-    np.testing.assert_allclose(heights, frame["mean"].to_list())
+    np.testing.assert_allclose(heights, frame["test/emotion/accuracy mean"].to_list())
     assert [t.get_text() for t in ax.get_xticklabels()] == ["attention\nn=3", "concat\nn=3"]
     assert heights[0] > heights[1]  # accuracy 0.8 beats 0.5
     # the error bars span mean ± std
@@ -242,7 +242,7 @@ def test_ablation_bars_are_the_table(tmp_path, ablation_runs):
 
     (errorbar,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     caps_low, caps_high = (np.asarray(c.get_ydata(), dtype=float) for c in errorbar.lines[1])
-    std = np.array(frame["std"].to_list())
+    std = np.array(frame["test/emotion/accuracy std"].to_list())
     np.testing.assert_allclose(caps_high - caps_low, 2 * std)
     path = plots.plot_ablation(frame, tmp_path / "ab.png", metric_label="accuracy (%)")
     check_png(path.read_bytes(), "ablation")
@@ -253,8 +253,8 @@ def test_ablation_of_nothing_is_an_error(ablation_runs):
     frame = summarise(ablation_runs, ["fusion"], "accuracy", evals=evals)
     with pytest.raises(ErError, match="nothing to plot"):
         plots.ablation_figure(frame.clear())
-    with pytest.raises(ErError, match="no mean column"):
-        plots.ablation_figure(frame.drop("mean"))
+    with pytest.raises(ErError, match="no '<metric> mean'"):
+        plots.ablation_figure(frame.drop("test/emotion/accuracy mean"))
 
 
 # --- the command -----------------------------------------------------------------------------

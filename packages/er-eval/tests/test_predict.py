@@ -484,3 +484,16 @@ def test_without_torch_help_works_and_predict_says_what_to_install(world, tmp_pa
     assert r.returncode == 1, r.stderr.decode()
     err, hint = two_lines(r.stderr)
     assert "needs er-models and torch" in err and "er-eval[predict]" in hint
+
+
+def test_cli_progress_on_stderr_and_quiet(world, tmp_path):
+    """Off a terminal the progress line is printed when the work ends; -q silences it."""
+    stdin = world.toy_stream.read_bytes()
+    run = str(world.folder("gru"))
+    r = python("predict", "--run", run, "-o", str(tmp_path / "a"), stdin=stdin)
+    assert r.returncode == 0, r.stderr.decode()
+    n = len(pl.read_parquet(next((tmp_path / "a").rglob("predictions.parquet"))))
+    assert f"er-eval predict: {n}/{n} utt (100%)".encode() in r.stderr and b"ETA" in r.stderr
+    q = python("predict", "--run", run, "-o", str(tmp_path / "b"), "-q", stdin=stdin)
+    assert q.returncode == 0 and len(q.stdout.splitlines()) == len(r.stdout.splitlines())
+    assert b"er-eval predict" not in q.stderr, q.stderr.decode()

@@ -12,6 +12,8 @@ import pytest
 from er_core import ErError, RunManifest
 from er_eval.table import render, resolve_metric, summarise
 
+MEAN, STD = "test/emotion/weighted_f1 mean", "test/emotion/weighted_f1 std"
+
 
 def _run(
     seed: int, wf1: float, *, fusion: str = "concat", lr: float = 1e-3, **kw: Any
@@ -55,31 +57,31 @@ RUNS = [
 
 def test_grouping_mean_std_seeds() -> None:
     df = summarise(RUNS, ["fusion"])
-    assert df.columns == ["fusion", "mean", "std", "n", "seeds"]
+    assert df.columns == ["fusion", MEAN, STD, "n", "seeds"]
     rows = {r["fusion"]: r for r in df.iter_rows(named=True)}
     assert list(rows) == ["attention", "concat", "tensor"]  # sorted by the key
     # concat: 60, 62, 64 (percent) -> mean 62, sample std sqrt((4 + 0 + 4) / 2) = 2
-    assert rows["concat"]["mean"] == pytest.approx(62.0)
-    assert rows["concat"]["std"] == pytest.approx(2.0)
+    assert rows["concat"][MEAN] == pytest.approx(62.0)
+    assert rows["concat"][STD] == pytest.approx(2.0)
     assert rows["concat"]["n"] == 3 and rows["concat"]["seeds"] == "0,1,2"
     # attention: 70, 71 -> mean 70.5, std sqrt((.25 + .25) / 1)
-    assert rows["attention"]["mean"] == pytest.approx(70.5)
-    assert rows["attention"]["std"] == pytest.approx(0.5**0.5)
+    assert rows["attention"][MEAN] == pytest.approx(70.5)
+    assert rows["attention"][STD] == pytest.approx(0.5**0.5)
     assert rows["attention"]["seeds"] == "0,1"
     # one run: std 0
-    assert rows["tensor"]["std"] == 0.0 and rows["tensor"]["n"] == 1
+    assert rows["tensor"][STD] == 0.0 and rows["tensor"]["n"] == 1
 
 
 def test_metric_choice_and_no_grouping() -> None:
     df = summarise(RUNS[:3], [], "test/emotion/accuracy")
-    assert df.height == 1 and df["mean"][0] == pytest.approx(63.0)
+    assert df.height == 1 and df["test/emotion/accuracy mean"][0] == pytest.approx(63.0)
     assert resolve_metric(RUNS).label == "test/emotion/weighted_f1 (%)"
     assert str(resolve_metric(RUNS, "accuracy")) == "test/emotion/accuracy"
     assert str(resolve_metric(RUNS, "dev/macro_f1")) == "dev/emotion/macro_f1"
     assert str(resolve_metric(RUNS, "sentiment/mae")) == "test/sentiment/mae"
     assert not resolve_metric(RUNS, "sentiment/mae").percent
     with pytest.raises(ErError, match="has no metric test/emotion/macro_f1") as e:
-        summarise(RUNS, [], "macro_f1")
+        summarise(RUNS[:3], [], "macro_f1")
     assert "test/emotion/weighted_f1" in str(e.value)  # lists what the run has
 
 
@@ -93,21 +95,27 @@ def test_config_paths_and_shorthands() -> None:
     df = summarise(runs, ["train.lr"])
     assert df["train.lr"].to_list() == [3e-4, 1e-3, 1e-2]  # numeric order, not text order
     assert df["n"].to_list() == [1, 2, 1]
-    df = summarise(runs, ["loss", "modalities", "encoder", "context", "task", "dataset"])
-    assert df.row(0, named=True) | {"mean": 0, "std": 0} == {
+    # the (ce, T) group pools two learning rates: only on purpose, and marked
+    keys = ["loss", "modalities", "encoder", "context", "task", "dataset"]
+    with pytest.raises(ErError, match=r"pools 2 recipes: train\.lr = 0\.001 \| 0\.01"):
+        summarise(runs, keys)
+    df = summarise(runs, keys, allow_mixed=True)
+    assert df.row(0, named=True) | {MEAN: 0, STD: 0} == {
         "loss": "ce",
         "modalities": "T",
         "encoder": "text=minilm",
         "context": "none",
         "task": "emotion",
         "dataset": "toy",
-        "mean": 0,
-        "std": 0,
+        MEAN: 0,
+        STD: 0,
         "n": 3,
         "seeds": "0,0,1",
+        "mixed": "train.lr",
     }
-    assert summarise(runs, ["loss.emotion.kind"])["loss.emotion.kind"].to_list() == ["ce", "focal"]
-    assert summarise(runs, ["seed"])["seed"].to_list() == [0, 1]
+    df = summarise(runs, ["loss.emotion.kind"], allow_mixed=True)
+    assert df["loss.emotion.kind"].to_list() == ["ce", "focal"]
+    assert summarise(runs, ["seed"], allow_mixed=True)["seed"].to_list() == [0, 1]
 
 
 def test_key_missing_in_some_runs_is_an_empty_cell() -> None:
@@ -132,12 +140,13 @@ def test_markdown_csv_json() -> None:
     )
     rows = list(csv.DictReader(io.StringIO(render(df, "csv"))))
     assert [r["fusion"] for r in rows] == ["attention", "concat", "tensor"]
-    assert float(rows[1]["mean"]) == pytest.approx(62.0) and rows[1]["seeds"] == "0,1,2"
+    assert list(rows[1]) == ["fusion", MEAN, STD, "n", "seeds"]  # the metric named
+    assert float(rows[1][MEAN]) == pytest.approx(62.0) and rows[1]["seeds"] == "0,1,2"
     data = json.loads(render(df, "json"))
     assert data[1] == {
         "fusion": "concat",
-        "mean": pytest.approx(62.0),
-        "std": pytest.approx(2.0),
+        MEAN: pytest.approx(62.0),
+        STD: pytest.approx(2.0),
         "n": 3,
         "seeds": "0,1,2",
     }
@@ -160,9 +169,14 @@ def test_mixing_datasets_is_an_error() -> None:
     assert "one table per dataset" in e.value.hint
 
 
-def test_duplicate_seeds_warn(capsys) -> None:
-    summarise([_run(0, 0.5, lr=1e-3), _run(0, 0.6, lr=1e-2)], ["fusion"])
-    assert "seed(s) more than once" in capsys.readouterr().err
+def test_same_seed_of_one_recipe_counts_once(capsys) -> None:
+    """Two runs of one recipe and one seed are the same run twice: n counts it once."""
+    twice = [_run(0, 0.5), _run(0, 0.6), _run(1, 0.7)]
+    df = summarise(twice, ["fusion"])
+    assert df["n"].to_list() == [2] and df["seeds"].to_list() == ["0,1"]
+    assert df[MEAN][0] == pytest.approx(60.0)  # the first of the two seed-0 runs, and seed 1
+    err = capsys.readouterr().err
+    assert "seed 0 of one recipe (the same run twice)" in err and "counting it once" in err
 
 
 def test_cli_table_from_scored_runs(runs, cli) -> None:
@@ -236,5 +250,10 @@ def test_objective_and_method_shorthands() -> None:
     df = summarise(runs, ["objective"])
     assert df["objective"].to_list() == ["ce", "ce+kd", "ce+spcl"]
     assert df["n"].to_list() == [2, 1, 1]
-    df = summarise(runs, ["method"])
+    with pytest.raises(
+        ErError, match=r"group method=F pools 2 recipes: distill\.teacher = — \| t+"
+    ):
+        summarise(runs, ["method"])
+    df = summarise(runs, ["method"], allow_mixed=True)
     assert df["method"].to_list() == ["F", "L"] and df["n"].to_list() == [3, 1]
+    assert df["mixed"].to_list() == ["distill.teacher", ""]

@@ -25,6 +25,10 @@ _LAZY = {
     "plot_ablation": "er_eval.plots",
     "write_report": "er_eval.report",
     "predict": "er_eval.predict",
+    "flatten_runs": "er_eval.runs_table",
+    "group_runs": "er_eval.grouping",
+    "run_recipe": "er_eval.grouping",
+    "auto_keys": "er_eval.grouping",
 }
 __all__ = sorted(_LAZY)
 

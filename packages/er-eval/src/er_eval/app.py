@@ -3,17 +3,22 @@ over plain functions; `cli.py` imports them all and runs the app."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+from er_core import app_settings, version_option
 
 app = typer.Typer(
-    name="er-eval",
-    help=(
-        "Score er-train runs, tabulate them over seeds, compare two systems, plot, report, and "
-        "apply a trained run to new data.\n\n"
-        "Example: er-train ... | er-eval score | er-eval table --by modalities,fusion"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    **app_settings(
+        "er-eval",
+        "Score er-train runs, tabulate them over seeds, compare two systems, plot, report, "
+        "flatten runs into one table, and apply a trained run to new data.\n\n"
+        "Example: er-train ... | er-eval score | er-eval table --by modalities,fusion",
+        no_args_is_help=True,
+    )
 )
+
+
+@app.callback()
+def root(version: Annotated[bool, version_option("er-eval", torch=True)] = False) -> None:
+    """Metrics, multi-seed tables, paired bootstrap, plots, reports and predictions."""

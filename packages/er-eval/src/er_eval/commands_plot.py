@@ -34,13 +34,18 @@ By = Annotated[
     typer.Option(
         "--by",
         help="Group by these keys, comma-separated or repeated: modalities, fusion, context, "
-        "loss, encoder, seed, task, dataset or a config path (train.lr).",
+        "loss, encoder, seed, task, dataset, a config path (train.lr), or auto (every key "
+        "that varies). A group's runs must share one recipe (all but the seed).",
     ),
 ]
-
-
-def _keys(by: Sequence[str] | None) -> list[str]:
-    return [k.strip() for item in by or [] for k in item.split(",") if k.strip()]
+AllowMixed = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mixed",
+        help="Pool a group whose runs differ in more than the seed (marked †), instead of "
+        "refusing it.",
+    ),
+]
 
 
 def _safe(text: str) -> str:
@@ -56,7 +61,9 @@ def plot(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Required: the folder for the PNG files (made if needed)."),
+        typer.Option(
+            "--out", "-o", help="Required: the folder for the PNG files (made if needed)."
+        ),
     ] = None,
     split: Annotated[str, typer.Option("--split", help="confusion: dev or test.")] = "test",
     task: Annotated[
@@ -78,12 +85,15 @@ def plot(
             "metric); curves: the dev metric TASK/METRIC (default: the selection metric).",
         ),
     ] = None,
+    allow_mixed: AllowMixed = False,
 ) -> None:
     """Plot runs as PNG (fixed size, 100 dpi): confusion (one per run, 700x600; rows = true
     class, columns = predicted), curves (train/dev loss and the dev metric per epoch, selected
     epoch starred, 1100x450; one file, or one per --by group) or ablation (one bar per --by
-    group, mean ± std over seeds, n under each bar, 900x500). The stream passes through on
-    stdout unchanged; the files written are named on stderr.
+    group, mean ± std over seeds, n under each bar, 900x500). A group (curves, ablation) must
+    hold runs of one recipe, differing only by seed: else it is refused, naming the keys that
+    differ, unless --allow-mixed (the group is pooled and marked †). The stream passes through
+    on stdout unchanged; the files written are named on stderr.
 
     Example: er-eval plot runs/default/*/*/*/*/ --kind ablation --by modalities,fusion
     --metric test/emotion/macro_f1 --out figs/
@@ -93,6 +103,7 @@ def plot(
     """
     from er_core import UsageError, info, write_stream
 
+    from er_eval.keys import split_keys
     from er_eval.runs import read_runs, require_runs
 
     if kind not in KINDS:
@@ -108,9 +119,9 @@ def plot(
     if kind == "confusion":
         paths = _confusions(inp, runs, out, split, task, normalise)
     elif kind == "curves":
-        paths = _curves(runs, out, _keys(by), metric)
+        paths = _curves(runs, out, split_keys(by), metric, allow_mixed)
     else:
-        paths = [_ablation(inp, runs, out, _keys(by), metric)]
+        paths = [_ablation(inp, runs, out, split_keys(by), metric, allow_mixed)]
     for p in paths:
         info(str(p))
     write_stream(inp.envelopes)
@@ -141,45 +152,42 @@ def _confusions(
 
 
 def _curves(
-    runs: Sequence[RunManifest], out: Path, by: list[str], metric: str | None
+    runs: Sequence[RunManifest], out: Path, by: list[str], metric: str | None, allow_mixed: bool
 ) -> list[Path]:
-    from er_core import ErError
-
+    from er_eval.grouping import group_runs, resolve_by
     from er_eval.plots import curve_of, plot_curves
-    from er_eval.table import available_keys, key_value
+    from er_eval.table import MARK
 
-    groups: dict[str, list[RunManifest]] = {}
-    for key in by:
-        if all(type(key_value(r, key)) is object for r in runs):  # table's "missing" marker
-            raise ErError(
-                f"unknown key '{key}'",
-                at="--by",
-                hint=f"keys of these runs: {', '.join(available_keys(runs))}",
-            )
-    for r in runs:
-        values = [key_value(r, k) for k in by]
-        label = ", ".join(
-            f"{k}={'—' if type(v) is object else v}" for k, v in zip(by, values, strict=True)
-        )
-        groups.setdefault(label, []).append(r)
+    groups = group_runs(runs, resolve_by(runs, by), allow_mixed=allow_mixed)
     paths = []
-    for label, members in groups.items():
-        curves = [curve_of(r, metric) for r in members]
+    for g in groups:
+        curves = [curve_of(r, metric) for r in g.runs]
+        label = g.label if g.by else ""
         name = "curves" + (f"-{_safe(label)}" if label else "")
-        paths.append(plot_curves(curves, out / f"{name}.png", title=label))
+        title = label + (f" {MARK} pools several recipes: {', '.join(g.mixed)}" if g.mixed else "")
+        paths.append(plot_curves(curves, out / f"{name}.png", title=title))
     return paths
 
 
 def _ablation(
-    inp: RunInputs, runs: Sequence[RunManifest], out: Path, by: list[str], metric: str | None
+    inp: RunInputs,
+    runs: Sequence[RunManifest],
+    out: Path,
+    by: list[str],
+    metric: str | None,
+    allow_mixed: bool,
 ) -> Path:
+    from er_eval.grouping import group_runs, resolve_by
     from er_eval.plots import plot_ablation
-    from er_eval.table import resolve_metric, summarise
+    from er_eval.table import check_one_dataset, resolve_metric, tabulate
 
-    evals = _evals_for(inp, runs, metric)
-    frame = summarise(runs, by, metric, evals=evals)
+    check_one_dataset(runs)
+    keys = resolve_by(runs, by)
     ref = resolve_metric(runs, metric)
-    name = _safe(f"ablation-{'+'.join(by) or 'all'}-{ref}")
+    groups = group_runs(runs, keys, allow_mixed=allow_mixed)  # refused before any scoring
+    pooled = [r for g in groups for r in g.runs]
+    frame = tabulate(groups, ref, evals=_evals_for(inp, pooled, metric), allow_mixed=allow_mixed)
+    name = _safe(f"ablation-{'+'.join(keys) or 'all'}-{ref}")
     return plot_ablation(frame, out / f"{name}.png", metric_label=ref.label)
 
 
@@ -205,7 +213,7 @@ def _evals_for(
 def report(
     inputs: Inputs = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Required: the HTML file to write.")
+        Path | None, typer.Option("--out", "-o", help="Required: the HTML file to write.")
     ] = None,
     by: By = None,
     metric: Annotated[
@@ -216,10 +224,12 @@ def report(
         ),
     ] = None,
     title: Annotated[str, typer.Option("--title", help="The page title.")] = "er-eval report",
+    allow_mixed: AllowMixed = False,
 ) -> None:
     """Write one self-contained HTML page (figures inline as base64 PNG, CSS inline, no
     external files): the results table per dataset (mean ± std over seeds, grouped by
-    modalities,fusion unless --by), then per run its lineage (dataset, encoders, cache keys,
+    modalities,fusion unless --by; a group of several recipes is refused unless --allow-mixed,
+    which marks it †), then per run its lineage (dataset, encoders, cache keys,
     FeatureManifest ids, network hash, seed, selected epoch), dev/test metrics, test per-class
     scores, learning curve, test confusion matrix and resolved config. Runs without an
     EvalManifest in the stream are scored from their prediction files. The stream passes
@@ -230,6 +240,7 @@ def report(
     """
     from er_core import UsageError, info, write_stream
 
+    from er_eval.keys import split_keys
     from er_eval.report import write_report
 
     if out is None:
@@ -243,9 +254,10 @@ def report(
         runs,
         envelopes=inp.envelopes,
         folders=inp.folders,
-        by=_keys(by) or None,
+        by=split_keys(by) or None,
         metric=metric,
         title=title,
+        allow_mixed=allow_mixed,
     )
     info(str(path))
     write_stream(inp.envelopes)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from er_core import Quiet, Threads
 
 from er_eval.app import app
 
@@ -26,7 +27,8 @@ def predict(
         ),
     ] = ...,  # type: ignore[assignment]
     out: Annotated[
-        Path, typer.Option("--out", help="Output root; predictions go to OUT/er-eval/<id>/.")
+        Path,
+        typer.Option("--out", "-o", help="Output root; predictions go to OUT/er-eval/<id>/."),
     ] = Path("er-out"),
     device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
     batch_size: Annotated[
@@ -38,20 +40,26 @@ def predict(
             "Default: the run's train.eval_batch_size.",
         ),
     ] = None,
+    quiet: Quiet = False,
+    threads: Threads = None,
 ) -> None:
     """Apply a trained run to a dataset: rebuild its network, check its weights, predict every
     utterance (all splits); pass the stream on and append a PredictionManifest. The stream needs
     the run's modalities' features from the run's encoders (same cache key and width).
+    Progress (utterances, rate, ETA) goes to stderr unless --quiet.
 
     Example: er-data prepare table --root new/ -c new.toml | er-features extract -m text -e minilm
     | er-eval predict --run runs/default/meld--emotion/F--b16--ce/T-concat/0123abcd4567--0
     """
-    from er_core import read_stream, write_stream
+    from er_core import read_stream, set_threads, write_stream
 
     from er_eval.predict import check_device
     from er_eval.predict import predict as run_predict
 
     check_device(device)
+    set_threads(threads)
     envelopes = read_stream(inputs or [])
-    manifest = run_predict(envelopes, run, out=out, device=device, batch_size=batch_size)
+    manifest = run_predict(
+        envelopes, run, out=out, device=device, batch_size=batch_size, quiet=quiet
+    )
     write_stream(envelopes, [manifest])

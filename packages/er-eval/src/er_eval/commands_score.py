@@ -66,8 +66,9 @@ def table(
         typer.Option(
             "--by",
             help="Group by these keys, comma-separated or repeated: a shorthand (modalities, "
-            "fusion, context, loss, encoder, seed, task, dataset) or a config path "
-            "(train.lr, loss.emotion.kind). Default: one row for all runs.",
+            "fusion, context, loss, objective, method, encoder, seed, task, dataset), a config "
+            "path (train.lr, loss.emotion.kind), or auto (every key that varies across the "
+            "runs). Default: one row for all runs.",
         ),
     ] = None,
     metric: Annotated[
@@ -78,12 +79,25 @@ def table(
             "split). Default: test + the metric the runs were selected on.",
         ),
     ] = None,
-    format_: Annotated[str, typer.Option("--format", help="markdown, csv or json.")] = "markdown",
+    format_: Annotated[
+        str, typer.Option("--format", help="markdown (or md), csv or json.")
+    ] = "markdown",
+    allow_mixed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mixed",
+            help="Pool a group whose runs differ in more than the seed, instead of refusing it: "
+            "the row is marked (a 'mixed' column in CSV/JSON, † and a footnote in Markdown).",
+        ),
+    ] = False,
 ) -> None:
     """Mean ± sample std (ddof=1; 0 for one run) of a metric over seeds, one row per group,
-    with n and the seeds listed; fractions in percent. Uses the EvalManifests of
-    `er-eval score` when the stream has them, else the runs' own dev/test metrics, else scores
-    the runs' prediction files on the fly.
+    with n and the seeds listed; fractions in percent. The runs of a group must share one
+    recipe (the resolved config but its labels, plus the features and encoders): a group that
+    pools two recipes is refused, naming the keys that differ, unless --allow-mixed. Uses the
+    EvalManifests of `er-eval score` when the stream has them, else the runs' own dev/test
+    metrics, else scores the runs' prediction files on the fly. CSV and JSON name the metric
+    columns `<metric> mean` and `<metric> std` (e.g. `test/emotion/weighted_f1 mean`).
 
     This command's stdout is the table, NOT an NDJSON stream: it ends a pipe.
 
@@ -91,22 +105,25 @@ def table(
 
     Example: er-eval table runs/ablation-lr/*/*/*/*/ --by train.lr --metric test/emotion/accuracy
     --format csv > lr.csv
+
+    Example: er-eval table runs.ndjson --by auto
     """
     import sys
 
     from er_core import UsageError
 
+    from er_eval.grouping import group_runs, resolve_by
     from er_eval.runs import read_runs, require_runs
     from er_eval.table import (
         FORMATS,
-        check_keys,
         check_one_dataset,
         render,
         resolve_metric,
         scores_for,
-        summarise,
+        tabulate,
     )
 
+    format_ = "markdown" if format_ == "md" else format_
     if format_ not in FORMATS:
         raise UsageError(
             f"unknown --format '{format_}'", at="--format", hint="use markdown, csv or json"
@@ -114,9 +131,11 @@ def table(
     inp = read_runs(inputs or [])
     runs = require_runs(inp)
     check_one_dataset(runs)  # the cheap checks first: scoring reads every prediction file
-    keys = check_keys(runs, [k for item in by or [] for k in item.split(",")])
+    keys = resolve_by(runs, by)
     ref = resolve_metric(runs, metric)
-    frame = summarise(runs, keys, str(ref), evals=scores_for(inp, ref))
+    groups = group_runs(runs, keys, allow_mixed=allow_mixed)
+    evals = scores_for(inp, ref, [r for g in groups for r in g.runs])
+    frame = tabulate(groups, ref, evals=evals, allow_mixed=allow_mixed)
     sys.stdout.write(render(frame, format_, ref))
 
 

@@ -26,7 +26,6 @@ from matplotlib.ticker import MaxNLocator
 DPI = 100
 SIZES = {"confusion": (7.0, 6.0), "curves": (11.0, 4.5), "ablation": (9.0, 5.0)}  # inches
 PIXELS = {k: (round(w * DPI), round(h * DPI)) for k, (w, h) in SIZES.items()}  # (width, height)
-STATS = ("mean", "std", "n", "seeds")  # the statistic columns of er_eval.table.summarise
 
 
 def _figure(kind: str) -> Figure:
@@ -292,28 +291,34 @@ def plot_curves(curves: Sequence[Curve], out: str | Path, *, title: str = "") ->
 
 
 def group_labels(frame: pl.DataFrame) -> list[str]:
-    """One label per row of a summary table: its key values joined by ', ' ('—' for none)."""
-    keys = [c for c in frame.columns if c not in STATS]
-    if not keys:
-        return ["all runs"] * frame.height
-    return [
-        ", ".join("—" if row[k] is None else str(row[k]) for k in keys)
+    """One label per row of a summary table: its key values joined by ', ' ('—' for none),
+    with † after a row that pools several recipes (`mixed`)."""
+    from er_eval.table import MARK, metric_columns
+
+    keys = metric_columns(frame)[0]
+    mixed = frame["mixed"].to_list() if "mixed" in frame.columns else [""] * frame.height
+    names = [
+        ", ".join("—" if row[k] is None else str(row[k]) for k in keys) if keys else "all runs"
         for row in frame.iter_rows(named=True)
     ]
+    return [f"{t} {MARK}" if m else t for t, m in zip(names, mixed, strict=True)]
 
 
-def ablation_figure(frame: pl.DataFrame, *, metric_label: str = "mean", title: str = "") -> Figure:
+def ablation_figure(frame: pl.DataFrame, *, metric_label: str = "", title: str = "") -> Figure:
     """One bar per row of a `table.summarise` frame: height = mean, error bar = std, the
     group's label with `n=<runs>` under it, `mean ± std` above it."""
-    missing = [c for c in ("mean", "std", "n") if c not in frame.columns]
-    if missing or frame.height == 0:
+    from er_eval.table import metric_columns, mixed_note
+
+    keys, mean_col, std_col = metric_columns(frame)
+    if frame.height == 0:
         raise ErError(
-            "nothing to plot" if not missing else f"the table has no {', '.join(missing)} column",
+            "nothing to plot",
             at="<input>",
             hint="plot a table made by er_eval.table.summarise from at least one run",
         )
+    metric_label = metric_label or mean_col.removesuffix(" mean")
     labels = group_labels(frame)
-    mean, std, n = (frame[c].to_numpy() for c in ("mean", "std", "n"))
+    mean, std, n = (frame[c].to_numpy() for c in (mean_col, std_col, "n"))
     fig = _figure("ablation")
     ax = fig.add_subplot()
     x = np.arange(frame.height)
@@ -339,13 +344,20 @@ def ablation_figure(frame: pl.DataFrame, *, metric_label: str = "mean", title: s
     ax.set_ylim(lo - (pad if lo < 0 else 0.0), hi + pad)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.grid(axis="y", alpha=0.3)
-    keys = [c for c in frame.columns if c not in STATS]
     ax.set_title(title or f"{metric_label} by {', '.join(keys) or 'all runs'} (mean ± std)")
+    if "mixed" in frame.columns:  # a footnote per pooled bar: what its runs differ in
+        notes = [
+            mixed_note(label.removesuffix(" †"), keys_)
+            for label, keys_ in zip(labels, frame["mixed"].to_list(), strict=True)
+            if keys_
+        ]
+        if notes:
+            fig.supxlabel("\n".join(notes), x=0.01, ha="left", fontsize="x-small")
     return fig
 
 
 def plot_ablation(
-    frame: pl.DataFrame, out: str | Path, *, metric_label: str = "mean", title: str = ""
+    frame: pl.DataFrame, out: str | Path, *, metric_label: str = "", title: str = ""
 ) -> Path:
     """Write the ablation bar chart (900 x 500 px) to `out`."""
     return save_png(ablation_figure(frame, metric_label=metric_label, title=title), out)

@@ -154,8 +154,10 @@ def predict(
     out: str | Path = "er-out",
     device: str = "cpu",
     batch_size: int | None = None,
+    quiet: bool = False,
 ) -> PredictionManifest:
-    """Predict every utterance of the stream's dataset with the run at `run_path` (module doc)."""
+    """Predict every utterance of the stream's dataset with the run at `run_path` (module doc);
+    progress on stderr (er_core.Progress) unless `quiet`."""
     run, folder = load_run(run_path)
     ds = find(envelopes, DatasetManifest)
     manifests = select_features(envelopes, ds, run)
@@ -172,12 +174,15 @@ def predict(
         from er_eval.predict_model import run_model
 
         size = batch_size or int(run.config.get("train", {}).get("eval_batch_size", 256))
-        outputs = run_model(run, folder, classes, table, feats, np.stack(present, 1), size, device)
+        outputs = run_model(
+            run, folder, classes, table, feats, np.stack(present, 1), size, device, quiet=quiet
+        )
         frame = _frame(table, classes, outputs)
         with atomic_path(path) as tmp:
             frame.write_parquet(tmp)
-        info(f"er-eval predict: {len(ids)} utterances of {ds.dataset} -> {path}")
-    else:
+        if not quiet:
+            info(f"er-eval predict: {len(ids)} utterances of {ds.dataset} -> {path}")
+    elif not quiet:
         info(f"er-eval predict: same inputs, reusing {path}")
     p = path.resolve()
     return PredictionManifest(

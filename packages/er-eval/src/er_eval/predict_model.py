@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from er_core import ErError, RunManifest, sha256_file, warn
+from er_core import ErError, Progress, RunManifest, sha256_file, warn
 
 if TYPE_CHECKING:
     from er_models import ERModel, NetworkSpec
@@ -112,11 +112,13 @@ def run_model(
     present: np.ndarray,
     batch_size: int,
     device: str,
+    quiet: bool = False,
 ) -> dict[str, np.ndarray]:
     """task -> (n, C) softmax probabilities, or (n,) values, for every row of `table`.
 
     `feats` maps each of the run's modalities to (n, d) float32 in table order; `present` is
-    (n, M) bool in the same modality order (False: a fallback row)."""
+    (n, M) bool in the same modality order (False: a fallback row). Progress in utterances on
+    stderr unless `quiet`."""
     spec = rebuild(run, classes, str(folder / "run.json"))
     dev = torch.device(device)
     model = build_model(spec)
@@ -129,16 +131,19 @@ def run_model(
     precision = str(run.config.get("train", {}).get("precision", "fp32"))
     n = table.height
     out = {t: np.zeros((n, len(c)) if c else (n,), np.float32) for t, c in classes.items()}
-    for groups in table_groups(table, spec.context.kind != "none"):
-        for lo in range(0, groups.groups, batch_size):
-            picked = np.arange(lo, min(lo + batch_size, groups.groups))
-            rows, layout, speakers = make_layout(groups, picked, slots, spec.model.max_speakers)
-            r = rows.to(dev)
-            with _autocast(dev, precision):
-                o = model(
-                    {m: v[r] for m, v in x.items()}, mask[r], layout.to(dev), speakers.to(dev)
-                )
-            for task, names in classes.items():
-                y = o.outputs[task].float().cpu()
-                out[task][rows.numpy()] = (torch.softmax(y, dim=-1) if names else y).numpy()
+    contextual = spec.context.kind != "none"
+    with Progress(n, "er-eval predict", unit="utt", quiet=quiet) as bar:
+        for groups in table_groups(table, contextual):
+            for lo in range(0, groups.groups, batch_size):
+                picked = np.arange(lo, min(lo + batch_size, groups.groups))
+                rows, layout, speakers = make_layout(groups, picked, slots, spec.model.max_speakers)
+                r = rows.to(dev)
+                with _autocast(dev, precision):
+                    o = model(
+                        {m: v[r] for m, v in x.items()}, mask[r], layout.to(dev), speakers.to(dev)
+                    )
+                for task, names in classes.items():
+                    y = o.outputs[task].float().cpu()
+                    out[task][rows.numpy()] = (torch.softmax(y, dim=-1) if names else y).numpy()
+                bar.update(len(rows))
     return out

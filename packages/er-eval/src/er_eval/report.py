@@ -3,8 +3,9 @@
 The page needs nothing else: CSS inline, figures embedded as base64 PNG data URIs, no script,
 no link but in-page anchors; mail it or archive it as it is. Every string taken from a message
 is HTML-escaped. It holds:
-- per dataset, the results table (mean ± std over seeds, n, the seeds; `table.summarise`,
-  grouped by modalities + fusion unless `by` says otherwise) and its bar chart;
+- per dataset, the results table (mean ± std over seeds, n, the seeds; `table.tabulate`,
+  grouped by modalities + fusion unless `by` says otherwise, each group one recipe unless
+  `allow_mixed`, see er_eval.grouping) and its bar chart;
 - per run: its lineage (dataset id and name, per modality the encoder, its cache key and the
   FeatureManifest id, the network hash, seed, selected epoch), dev and test metrics, test
   per-class scores, the resolved config (pretty JSON, folded), its learning curve and its
@@ -33,6 +34,8 @@ from er_core import (
 )
 
 from er_eval import __version__
+from er_eval.grouping import Group, group_runs, resolve_by
+from er_eval.keys import check_keys
 from er_eval.plots import (
     ablation_figure,
     confusion_figure,
@@ -42,7 +45,7 @@ from er_eval.plots import (
     png_bytes,
     run_name,
 )
-from er_eval.table import STATS, MetricRef, resolve_metric, summarise
+from er_eval.table import MARK, MetricRef, metric_columns, mixed_note, resolve_metric, tabulate
 
 DEFAULT_BY = ("modalities", "fusion")
 
@@ -108,39 +111,60 @@ def default_by(runs: Sequence[RunManifest]) -> list[str]:
     return ["modalities", "fusion"] if fused else ["modalities"]
 
 
-def results_section(
+def plan_results(
     runs: Sequence[RunManifest],
     by: Sequence[str] | None,
     metric: str | None,
-    evals: Mapping[str, EvalManifest],
-) -> str:
-    """Per dataset: the summary table and, for more than one group, its bar chart."""
+    allow_mixed: bool = False,
+) -> list[tuple[MetricRef, list[Group]]]:
+    """Per dataset, the metric and the checked groups of its results table (grouping.group_runs:
+    one recipe per group unless `allow_mixed`). Done before any run is scored, so a refused
+    group costs no reading of prediction files."""
     datasets: dict[str, list[RunManifest]] = {}
     for r in runs:
         datasets.setdefault(r.dataset, []).append(r)
-    parts = ["<h2>Results</h2>"]
+    out = []
     for members in datasets.values():
-        keys = list(by) if by else default_by(members)
-        frame = summarise(members, keys, metric, evals=evals)
+        keys = resolve_by(members, by) if by else check_keys(members, default_by(members))
         ref = resolve_metric(members, metric)
-        first = members[0]
+        out.append((ref, group_runs(members, keys, allow_mixed=allow_mixed)))
+    return out
+
+
+def results_section(
+    plan: Sequence[tuple[MetricRef, list[Group]]],
+    evals: Mapping[str, EvalManifest],
+    allow_mixed: bool = False,
+) -> str:
+    """Per dataset: the summary table (a pooled row marked † with a footnote) and, for more
+    than one group, its bar chart."""
+    parts = ["<h2>Results</h2>"]
+    for ref, groups in plan:
+        frame = tabulate(groups, ref, evals=evals, allow_mixed=allow_mixed)
+        first = groups[0].runs[0]
         parts.append(
             f"<h3>{esc(first.dataset_name or 'dataset')} <code>{esc(first.dataset[:12])}</code>"
             f" — {esc(ref.label)}, mean ± std over seeds</h3>"
         )
-        cols = [c for c in frame.columns if c not in STATS]
+        cols, mean, std = metric_columns(frame)
         digits = 2 if ref.percent else 4
-        rows = [
-            ["—" if row[c] is None else esc(row[c]) for c in cols]
-            + [
-                f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}",
-                str(row["n"]),
-                esc(row["seeds"]),
-            ]
-            for row in frame.iter_rows(named=True)
-        ]
+        rows, notes = [], []
+        for row in frame.iter_rows(named=True):
+            mark = f" {MARK}" if row.get("mixed") else ""
+            rows.append(
+                ["—" if row[c] is None else esc(row[c]) for c in cols]
+                + [
+                    f"{row[mean]:.{digits}f} ± {row[std]:.{digits}f}{mark}",
+                    str(row["n"]),
+                    esc(row["seeds"]),
+                ]
+            )
+            if mark:
+                label = ", ".join(f"{c}={'—' if row[c] is None else row[c]}" for c in cols)
+                notes.append(f'<p class="note">{esc(mixed_note(label, row["mixed"]))}</p>')
         head = [esc(c) for c in cols] + [esc(ref.label), "n", "seeds"]
         parts.append(_table(head, rows, [False] * len(cols) + [True, True]))
+        parts.extend(notes)
         if frame.height > 1:
             fig = ablation_figure(frame, metric_label=ref.label)
             parts.append(_img(png_bytes(fig), f"bar chart of {ref}"))
@@ -290,16 +314,20 @@ def build_report(
     by: Sequence[str] | None = None,
     metric: str | None = None,
     title: str = "er-eval report",
+    allow_mixed: bool = False,
 ) -> str:
     """The HTML page of `runs` (see the module docstring). `envelopes`: the whole stream (its
     EvalManifests, DatasetManifests and FeatureManifests are used when present); `folders`:
-    run id -> the folder its run.json was read from (`RunInputs.folders`)."""
+    run id -> the folder its run.json was read from (`RunInputs.folders`); `by`: the results
+    table's keys (default modalities, fusion; `auto`: every key that varies); `allow_mixed`:
+    pool groups of several recipes (marked) instead of refusing them."""
     from er_eval.runs import collect_evals
     from er_eval.score import score_run
 
     if not runs:
         raise ErError("no runs to report", at="<input>", hint="pipe in er-train's output")
     folders = folders or {}
+    plan = plan_results(runs, by, metric, allow_mixed)
     evals = dict(collect_evals(envelopes))
     for run in runs:
         if run.id not in evals and run.predictions:
@@ -314,7 +342,7 @@ def build_report(
         f"<h1>{esc(title)}</h1>",
         f'<p class="note">{len(runs)} run(s); written by er-eval {esc(__version__)}. '
         "Fractions in percent; std is the sample std over seeds (ddof = 1).</p>",
-        results_section(runs, by, metric, evals),
+        results_section(plan, evals, allow_mixed),
         f"<h2>Runs</h2><ol>{toc}</ol>",
         *(run_section(r, evals.get(r.id), known) for r in runs),
     ]

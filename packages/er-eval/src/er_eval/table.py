@@ -1,19 +1,17 @@
-"""Multi-seed tables: group runs by config keys, report mean ± std of one metric with the seeds.
+"""Multi-seed tables: group runs by keys, report mean ± std of one metric with the seeds.
 
-`summarise(runs, by, metric)` gives one row per group: the `by` columns, then `mean`, `std`,
-`n` and `seeds`.
+`summarise(runs, by, metric)` gives one row per group (er_eval.grouping: the runs of a group
+must share one recipe, or `allow_mixed`): the `by` columns, then `<metric> mean`,
+`<metric> std` (e.g. `test/emotion/weighted_f1 mean`), `n`, `seeds`, and with `allow_mixed` a
+`mixed` column (the recipe keys a pooled row's runs differ in, comma-joined; "" for none).
 - `std` is the SAMPLE standard deviation (ddof = 1) over the group's runs; 0.0 when n = 1.
 - Fractions (accuracy, F1, precision, recall, Acc-k) are in PERCENT (0..100); raw values
   (mae, mse, corr, support) are as they are (`MetricRef.percent` tells which).
 - `seeds` lists the seeds of the group's runs, sorted and comma-joined ("0,1,2,3,4").
 
-Keys (`by`) are dotted paths into `RunManifest.config` (`fusion.kind`, `train.lr`,
-`loss.emotion.kind`), or a shorthand: `modalities` ("T+A"), `fusion` (fusion.kind), `context`
-(context.kind), `loss` (the main task's loss kind), `objective` (that loss, the run's `[aux]`
-objectives and "kd" for a distilled run: "ce+spcl+kd"), `method` (F frozen features, L LoRA,
-T full fine-tuning), `encoder` (modality=encoder, comma-joined:
-"text=minilm,audio=whisper-tiny.en"), `seed`, `task` (the main task), `dataset` (its name).
-A run without the key gets an empty cell; a key no run has is an error listing those there are.
+Keys (`by`): see er_eval.keys (shorthands such as `modalities`, `fusion`, `encoder`, or dotted
+config paths such as `train.lr`), or `auto` (every key that varies, grouping.auto_keys). A run
+without the key gets an empty cell; a key no run has is an error listing those there are.
 
 Metrics are `SPLIT/TASK/METRIC` (`test/emotion/weighted_f1`); `TASK/METRIC` and `METRIC` mean
 the test split and (for `METRIC`) the run's main task; the default is test + the metric the runs
@@ -32,27 +30,18 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from er_core import ErError, EvalManifest, RunManifest, canonical_json, warn
+from er_core import ErError, EvalManifest, RunManifest
 
+from er_eval.grouping import Group, group_runs, resolve_by
+from er_eval.keys import SHORTHANDS, available_keys, check_keys, key_value
 from er_eval.runs import RunInputs, collect_evals
 
 SPLITS = ("dev", "test")
 RAW = ("mae", "mse", "corr", "loss", "support")  # not fractions: shown as they are
-SHORTHANDS = (
-    "modalities",
-    "fusion",
-    "context",
-    "loss",
-    "objective",
-    "method",
-    "encoder",
-    "seed",
-    "task",
-    "dataset",
-)
-STATS = ("mean", "std", "n", "seeds")
+MEAN, STD = " mean", " std"  # suffixes of the metric columns
+STATS = ("n", "seeds", "mixed")  # the other statistic columns
 FORMATS = ("markdown", "csv", "json")
-_MISSING = object()
+MARK = "†"  # a row that pools several recipes (allow_mixed)
 
 
 @dataclass(frozen=True)
@@ -142,84 +131,24 @@ def metric_value(run: RunManifest, ref: MetricRef, evaluation: EvalManifest | No
     )
 
 
-def scores_for(inputs: RunInputs, ref: MetricRef) -> dict[str, EvalManifest]:
-    """run id -> EvalManifest: the stream's own, plus a fresh `score_run` of each run that has
-    neither an EvalManifest nor `ref` among its own dev/test metrics (prediction files are read
-    and checked then, as `er-eval score` does)."""
+def scores_for(
+    inputs: RunInputs, ref: MetricRef, runs: Sequence[RunManifest] | None = None
+) -> dict[str, EvalManifest]:
+    """run id -> EvalManifest: the stream's own, plus a fresh `score_run` of each run (of `runs`,
+    default all the inputs') that has neither an EvalManifest nor `ref` among its own dev/test
+    metrics (prediction files are read and checked then, as `er-eval score` does)."""
     from er_eval.score import score_run
 
     evals = collect_evals(inputs.envelopes)
-    for run in inputs.runs:
+    for run in inputs.runs if runs is None else runs:
         if run.id not in evals and f"{ref.task}/{ref.name}" not in getattr(run, ref.split, {}):
             evals[run.id] = score_run(run, folder=inputs.folder(run))
     return evals
 
 
-def _path(config: Mapping[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
-def key_value(run: RunManifest, key: str) -> Any:
-    """The run's value of a key (see the module docstring); `_MISSING` if it has none."""
-    cfg = run.config
-    if key == "modalities":
-        tag = cfg.get("modalities")
-        return tag if tag else "+".join(m[:1].upper() for m in run.modalities) or _MISSING
-    if key in ("fusion", "context"):
-        return _path(cfg, f"{key}.kind")
-    if key == "loss":
-        v = _path(cfg, f"loss.{run.task}.kind")
-        return v if v is not _MISSING else _path(cfg, "loss.kind")
-    if key == "objective":
-        loss = key_value(run, "loss")
-        if loss is _MISSING:
-            return _MISSING
-        aux = [v.get("kind", k) for k, v in sorted(cfg.get("aux", {}).items())]
-        return "+".join([loss, *aux, *(["kd"] if "distill" in cfg else [])])
-    if key == "method":
-        return _path(cfg, "run.method")
-    if key == "encoder":
-        order = [m for m in run.modalities if m in run.encoders] or list(run.encoders)
-        order += [m for m in run.encoders if m not in order]
-        return ",".join(f"{m}={run.encoders[m]}" for m in order) or _MISSING
-    if key == "seed":
-        return run.seed
-    if key == "task":
-        return run.task
-    if key == "dataset":
-        return run.dataset_name or run.dataset[:12]
-    return _path(cfg, key)
-
-
-def available_keys(runs: Sequence[RunManifest]) -> list[str]:
-    """The shorthands, then every dotted config path some run has, sorted."""
-    paths: set[str] = set()
-
-    def walk(node: Mapping[str, Any], prefix: str) -> None:
-        for k, v in node.items():
-            paths.add(prefix + k)
-            if isinstance(v, Mapping):
-                walk(v, f"{prefix}{k}.")
-
-    for r in runs:
-        walk(r.config, "")
-    return list(SHORTHANDS) + sorted(paths - set(SHORTHANDS))
-
-
-def _cell(v: Any) -> Any:
-    if v is _MISSING or v is None:
-        return None
-    if isinstance(v, list | dict):
-        return canonical_json(v).decode()
-    return v
-
-
-def _column(values: list[Any]) -> pl.Series:
+def column(values: list[Any]) -> pl.Series:
+    """A table column of cells: Boolean, Int64, Float64 when every cell is one (ints with
+    floats: Float64), else String; None stays an empty cell."""
     real = [v for v in values if v is not None]
     if real and all(isinstance(v, bool) for v in real):
         return pl.Series(values, dtype=pl.Boolean)
@@ -244,16 +173,57 @@ def check_one_dataset(runs: Sequence[RunManifest]) -> None:
             )
 
 
-def check_keys(runs: Sequence[RunManifest], by: Sequence[str]) -> list[str]:
-    """`by` stripped and without repeats; an ErError for a key no run has (listing the keys)."""
-    keys = list(dict.fromkeys(k.strip() for k in by if k.strip()))
-    for key in keys:
-        if key in STATS:
-            raise ErError(f"'{key}' cannot be a key", at="--by", hint="it names a statistic column")
-        if all(key_value(r, key) is _MISSING for r in runs):
-            known = ", ".join(available_keys(runs))
-            raise ErError(f"unknown key '{key}'", at="--by", hint=f"keys of these runs: {known}")
-    return keys
+def metric_columns(frame: pl.DataFrame) -> tuple[list[str], str, str]:
+    """(the key columns, the mean column, the std column) of a `summarise` frame."""
+    means = [c for c in frame.columns if c.endswith(MEAN)]
+    stds = [c for c in frame.columns if c.endswith(STD)]
+    if len(means) != 1 or len(stds) != 1:
+        raise ErError(
+            "the table has no '<metric> mean' and '<metric> std' columns",
+            at="<input>",
+            hint="use a table made by er_eval.table.summarise",
+        )
+    keys = [c for c in frame.columns if c not in (*STATS, means[0], stds[0])]
+    return keys, means[0], stds[0]
+
+
+def metric_name(frame: pl.DataFrame) -> str:
+    """The metric a `summarise` frame holds, e.g. `test/emotion/weighted_f1`."""
+    return metric_columns(frame)[1].removesuffix(MEAN)
+
+
+def tabulate(
+    groups: Sequence[Group],
+    ref: MetricRef,
+    *,
+    evals: Mapping[str, EvalManifest] | None = None,
+    allow_mixed: bool = False,
+) -> pl.DataFrame:
+    """The summary frame of `groups` (grouping.group_runs), sorted by the key columns (empty
+    cells last); see the module docstring for its columns."""
+    by = list(groups[0].by) if groups else []
+    scale = 100.0 if ref.percent else 1.0
+    out: dict[str, list[Any]] = {k: [] for k in [*by, "mean", "std", *STATS]}
+    for g in groups:
+        vals = np.array([metric_value(r, ref, (evals or {}).get(r.id)) for r in g.runs]) * scale
+        for k, v in zip(by, g.cells, strict=True):
+            out[k].append(v)
+        out["mean"].append(float(vals.mean()))
+        out["std"].append(float(vals.std(ddof=1)) if vals.size > 1 else 0.0)
+        out["n"].append(int(vals.size))
+        out["seeds"].append(",".join(map(str, sorted(r.seed for r in g.runs))))
+        out["mixed"].append(",".join(g.mixed))
+    frame = pl.DataFrame(
+        [column(out[k]).alias(k) for k in by]
+        + [
+            pl.Series(f"{ref}{MEAN}", out["mean"], dtype=pl.Float64),
+            pl.Series(f"{ref}{STD}", out["std"], dtype=pl.Float64),
+            pl.Series("n", out["n"], dtype=pl.Int64),
+            pl.Series("seeds", out["seeds"], dtype=pl.String),
+        ]
+        + ([pl.Series("mixed", out["mixed"], dtype=pl.String)] if allow_mixed else [])
+    )
+    return frame.sort(by, nulls_last=True, maintain_order=True) if by else frame
 
 
 def summarise(
@@ -262,89 +232,74 @@ def summarise(
     metric: str | None = None,
     *,
     evals: Mapping[str, EvalManifest] | None = None,
+    allow_mixed: bool = False,
 ) -> pl.DataFrame:
-    """One row per group of runs with equal `by` values: the `by` columns, `mean`, `std`
-    (sample std, ddof=1; 0.0 for a group of one), `n` and `seeds` (sorted, comma-joined), in
-    percent for fractions. Rows are sorted by the `by` columns (empty cells last).
+    """One row per group of runs with equal `by` values (`auto`: every key that varies), each
+    group one recipe unless `allow_mixed` (grouping.group_runs): see the module docstring.
 
     `evals` maps a run id to its EvalManifest (`runs.collect_evals`); `metric` as in
-    `resolve_metric`. Errors: no runs, runs of two datasets, an unknown key, a missing metric.
+    `resolve_metric`. Errors: no runs, runs of two datasets, an unknown key, a group of two
+    recipes, a missing metric.
     """
     if not runs:
         raise ErError("no runs to tabulate", at="<input>", hint="pipe in er-train's output")
     check_one_dataset(runs)
-    by = check_keys(runs, by)
+    keys = resolve_by(runs, by)
     ref = resolve_metric(runs, metric)
-    scale = 100.0 if ref.percent else 1.0
-    groups: dict[tuple, list[RunManifest]] = {}
-    cells: dict[tuple, list[Any]] = {}
-    for r in runs:
-        row = [_cell(key_value(r, k)) for k in by]
-        gkey = tuple((type(v).__name__, v) for v in row)
-        groups.setdefault(gkey, []).append(r)
-        cells.setdefault(gkey, row)
-    out: dict[str, list[Any]] = {k: [] for k in [*by, *STATS]}
-    for gkey, members in groups.items():
-        vals = np.array([metric_value(r, ref, (evals or {}).get(r.id)) for r in members]) * scale
-        seeds = sorted(r.seed for r in members)
-        if len(set(seeds)) < len(seeds):
-            label = ", ".join(f"{k}={v}" for k, v in zip(by, cells[gkey], strict=True)) or "all"
-            warn(
-                f"group {label} has seed(s) more than once ({seeds}): it mixes configurations; "
-                "add the key that differs to --by"
-            )
-        for k, v in zip(by, cells[gkey], strict=True):
-            out[k].append(v)
-        out["mean"].append(float(vals.mean()))
-        out["std"].append(float(vals.std(ddof=1)) if vals.size > 1 else 0.0)
-        out["n"].append(int(vals.size))
-        out["seeds"].append(",".join(map(str, seeds)))
-    frame = pl.DataFrame(
-        [_column(out[k]).alias(k) for k in by]
-        + [
-            pl.Series("mean", out["mean"], dtype=pl.Float64),
-            pl.Series("std", out["std"], dtype=pl.Float64),
-            pl.Series("n", out["n"], dtype=pl.Int64),
-            pl.Series("seeds", out["seeds"], dtype=pl.String),
-        ]
-    )
-    return frame.sort(by, nulls_last=True, maintain_order=True) if by else frame
+    groups = group_runs(runs, keys, allow_mixed=allow_mixed)
+    return tabulate(groups, ref, evals=evals, allow_mixed=allow_mixed)
 
 
 def render(frame: pl.DataFrame, fmt: str = "markdown", ref: MetricRef | None = None) -> str:
-    """The table as Markdown (a pipe table, `mean ± std`), CSV or JSON (records)."""
+    """The table as Markdown (a pipe table, `mean ± std` under a header naming the metric; a
+    pooled row marked † with a footnote), CSV or JSON (records, the frame's own columns)."""
     if fmt == "csv":
         return frame.write_csv()
     if fmt == "json":
         return json.dumps(frame.to_dicts(), indent=1) + "\n"
     if fmt != "markdown":
         raise ErError(f"unknown format '{fmt}'", at="--format", hint="use markdown, csv or json")
-    by = [c for c in frame.columns if c not in STATS]
+    by, mean, std = metric_columns(frame)
     digits = 2 if ref is None or ref.percent else 4
-    head = [*by, ref.label if ref else "mean ± std", "n", "seeds"]
-    lines = [_md_row(head), _md_row(["---"] * len(by) + ["---:", "---:", "---"])]
+    head = [*by, ref.label if ref else mean.removesuffix(MEAN), "n", "seeds"]
+    lines = [md_row(head), md_row(["---"] * len(by) + ["---:", "---:", "---"])]
+    notes = []
     for row in frame.iter_rows(named=True):
         cells = ["—" if row[k] is None else str(row[k]) for k in by]
-        cells += [f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}", str(row["n"])]
-        lines.append(_md_row([*cells, row["seeds"]]))
-    return "\n".join(lines) + "\n"
+        mark = f" {MARK}" if row.get("mixed") else ""
+        cells += [f"{row[mean]:.{digits}f} ± {row[std]:.{digits}f}{mark}", str(row["n"])]
+        lines.append(md_row([*cells, row["seeds"]]))
+        if mark:
+            label = ", ".join(f"{k}={'—' if row[k] is None else row[k]}" for k in by)
+            notes.append(mixed_note(label or "all runs", row["mixed"]))
+    return "\n".join([*lines, *(["", *notes] if notes else [])]) + "\n"
 
 
-def _md_row(cells: Sequence[str]) -> str:
+def mixed_note(label: str, keys: str) -> str:
+    """The footnote of a pooled row: which group, which recipe keys differ."""
+    return f"{MARK} {label} pools several recipes (--allow-mixed), differing in: {keys}"
+
+
+def md_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
 __all__ = [
     "FORMATS",
+    "MARK",
     "SHORTHANDS",
     "MetricRef",
     "available_keys",
     "check_keys",
     "check_one_dataset",
     "key_value",
+    "metric_columns",
+    "metric_name",
     "metric_value",
+    "mixed_note",
     "render",
     "resolve_metric",
     "scores_for",
     "summarise",
+    "tabulate",
 ]
