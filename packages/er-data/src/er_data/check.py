@@ -70,7 +70,10 @@ def check_table(manifest: DatasetManifest, *, verify_sha: bool = True) -> pl.Dat
             at="$.task",
             hint="the manifest was edited or is damaged; " + rerun,
         )
-    check(frame, tasks, table_file=str(path), labelled=manifest.task)
+    # a manifest that lists text promises every transcript; one that does not may be a dataset
+    # mapped without columns.text (all text "") or a hand-made manifest: all or none
+    transcripts = True if "text" in manifest.modalities else None
+    check(frame, tasks, table_file=str(path), labelled=manifest.task, transcripts=transcripts)
     return frame
 
 
@@ -80,19 +83,18 @@ def check(
     *,
     table_file: str | None = None,
     labelled: str | None = None,
+    transcripts: bool | None = True,
 ) -> None:
     """The rules every table obeys. `table_file`: the table is read back from this file (errors
     name its rows); None: an adapter's fresh table (errors name the data's rows, and a schema
-    fault is a bug in er). `labelled`: a task every row has a label for."""
+    fault is a bug in er). `labelled`: a task every row has a label for. `transcripts`: True,
+    every row has its text; False, none has (a dataset without transcripts, whose features
+    are imported); None, either (but never some rows only)."""
     _check_schema(frame, tasks, table_file)
     at = _Where(table_file)
     frame = _numbered(frame)
     _check_keys(frame, at)
-    bad = first_row(frame, pl.col("text").is_null() | (pl.col("text").str.strip_chars() == ""))
-    if bad is not None:
-        raise at.error(
-            f"empty text for utterance '{bad['id']}'", bad, "every utterance needs its transcript"
-        )
+    _check_text(frame, transcripts, at)
     for name, info in tasks.items():
         _check_labels(frame, name, info, name == labelled, at)
     for col in ("audio_start", "audio_end", "video_start", "video_end"):
@@ -113,6 +115,29 @@ def check(
                 bad,
                 "media paths must be relative and stay inside --root",
             )
+
+
+def _check_text(frame: pl.DataFrame, transcripts: bool | None, at: _Where) -> None:
+    empty = pl.col("text").is_null() | (pl.col("text").str.strip_chars() == "")
+    if transcripts is None:
+        transcripts = not frame.select(empty.all()).item()
+    if transcripts:
+        bad = first_row(frame, empty)
+        if bad is not None:
+            raise at.error(
+                f"empty text for utterance '{bad['id']}'",
+                bad,
+                "every utterance needs its transcript (a dataset with none leaves columns.text "
+                "unmapped)",
+            )
+        return
+    bad = first_row(frame, ~empty)
+    if bad is not None:
+        raise at.error(
+            f"text for utterance '{bad['id']}' in a dataset without transcripts",
+            bad,
+            "the table was prepared without columns.text; rerun `er-data prepare`",
+        )
 
 
 def check_keys(frame: pl.DataFrame) -> None:

@@ -7,17 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from er_core import Quiet, app_settings, version_option
 
 app = typer.Typer(
-    name="er-data",
-    help=(
+    **app_settings(
+        "er-data",
         "Datasets -> one canonical utterance table (Parquet) and a DatasetManifest on stdout.\n\n"
-        "Example: er-data prepare meld --root datasets/MELD --task sentiment | er-data stats"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+        "Example: er-data prepare meld --root datasets/MELD --task sentiment | er-data stats",
+        no_args_is_help=True,
+    )
 )
 
 Sets = Annotated[
@@ -32,6 +30,11 @@ Inputs = Annotated[
     list[str] | None,
     typer.Argument(help="Message files (NDJSON or .safetensors); '-' or none: stdin."),
 ]
+
+
+@app.callback()
+def root(version: Annotated[bool, version_option("er-data")] = False) -> None:
+    """Datasets -> one canonical utterance table (Parquet) and a DatasetManifest on stdout."""
 
 
 @app.command()
@@ -55,6 +58,7 @@ def prepare(
             "(readers honour it) and part of the output's id.",
         ),
     ] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Write the utterance table and print its DatasetManifest.
 
@@ -72,6 +76,7 @@ def prepare(
         overrides=set_ or [],
         out=out,
         follow_links=follow_links,
+        quiet=quiet,
     )
     write_stream([], [manifest])
 
@@ -111,6 +116,7 @@ def validate(
     allow_missing: Annotated[
         bool, typer.Option("--allow-missing", help="Report bad media but exit 0.")
     ] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Check that every media file of the dataset in the stream exists and decodes.
 
@@ -122,7 +128,7 @@ def validate(
     from er_data.validate import validate as run_validate
 
     envelopes = read_stream(inputs or [])
-    issues = run_validate(find(envelopes, DatasetManifest))
+    issues = run_validate(find(envelopes, DatasetManifest), quiet=quiet)
     for issue in issues:
         warn(f"{issue.problem}: {issue.path} (utterance {issue.utterance})")
     if issues and not allow_missing:
@@ -147,6 +153,7 @@ def synth(
         int, typer.Option("--seed", help="Random seed; the same seed gives the same files.")
     ] = 0,
     set_: Sets = None,
+    quiet: Quiet = False,
 ) -> None:
     """Write a SYNTHETIC dataset (not real data) with text, audio and video in the MELD layout.
 
@@ -155,7 +162,9 @@ def synth(
     """
     from er_data.synth import synth as run_synth
 
-    run_synth(out, layout=layout, utterances=utterances, seed=seed, overrides=set_ or [])
+    run_synth(
+        out, layout=layout, utterances=utterances, seed=seed, overrides=set_ or [], quiet=quiet
+    )
 
 
 @app.command("adapters")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,11 +12,11 @@ from er_core import (
     ErError,
     FileRef,
     MediaIssue,
+    Progress,
     UsageError,
     atomic_dir,
     confine,
     content_id,
-    info,
     merge_sources,
     output_dir,
     sha256_bytes,
@@ -49,10 +48,11 @@ def prepare(
     overrides: Sequence[str] = (),
     out: str | Path = "er-out",
     follow_links: bool = False,
+    quiet: bool = False,
 ) -> DatasetManifest:
     """Load `adapter_name`'s dataset under `root`, check it, and write its table and manifest
     under `out` (a no-op if that output exists). Every data and media file must lie inside
-    `root` once links are followed, unless `follow_links`."""
+    `root` once links are followed, unless `follow_links`. `quiet`: no progress lines."""
     adapter = get(adapter_name)
     root = Path(root)
     if not root.is_dir():
@@ -92,7 +92,7 @@ def prepare(
     check.check_keys(loaded.frame)
     frame = check.renumber_turns(loaded.frame)
     frame = frame.filter(pl.col(info_.column).is_not_null())  # rows labelled for this task
-    check.check(frame, loaded.tasks, labelled=opts.task)
+    check.check(frame, loaded.tasks, labelled=opts.task, transcripts="text" in loaded.modalities)
     confine_media(root, frame, follow_links)
 
     inputs = {rel: sha256_file(root / rel) for rel in sources}
@@ -103,7 +103,7 @@ def prepare(
             "follow_links": follow_links,
             "adapter": adapter.name,
             "adapter_version": adapter.version,
-            "options": to_dict(opts),
+            "options": _id_options(adapter, opts),
             "inputs": inputs,
             "media": _media_listing(root, frame),
         }
@@ -118,7 +118,7 @@ def prepare(
             raise
         return done
 
-    issues = check_media(root, frame)
+    issues = check_media(root, frame, quiet=quiet)
     for issue in issues[:10]:
         warn(f"{issue.problem} media for {issue.utterance}: {issue.path}")
     if len(issues) > 10:
@@ -174,6 +174,16 @@ def confine_media(root: Path, frame: pl.DataFrame, follow_links: bool) -> None:
             confine(root, rel, follow_links=follow_links, what=f"{kind} file", at=source)
 
 
+def _id_options(adapter, opts) -> dict:
+    """The options as the output's id sees them: an option the adapter added later is left out
+    while at its default (`late_defaults`), so outputs prepared before it keep their ids."""
+    options = to_dict(opts)
+    for key, default in getattr(adapter, "late_defaults", {}).items():
+        if options.get(key) == default:
+            del options[key]
+    return options
+
+
 def _media_listing(root: Path, frame: pl.DataFrame) -> str:
     """A digest of which media files exist and their sizes: part of the output's id."""
     lines = []
@@ -183,8 +193,9 @@ def _media_listing(root: Path, frame: pl.DataFrame) -> str:
     return sha256_bytes("\n".join(lines).encode())
 
 
-def check_media(root: Path, frame: pl.DataFrame) -> list[MediaIssue]:
-    """Every media path the table names: missing, or present but not opening."""
+def check_media(root: Path, frame: pl.DataFrame, quiet: bool = False) -> list[MediaIssue]:
+    """Every media path the table names: missing, or present but not opening. Opening 14k MELD
+    clips takes minutes on a cold disk, so it reports progress (er_core.Progress)."""
     can_probe = media.have_decoder()
     rows = frame.select("id", "audio", "video").rows()
     if not any(a or v for _, a, v in rows):
@@ -193,19 +204,19 @@ def check_media(root: Path, frame: pl.DataFrame) -> list[MediaIssue]:
         warn("PyAV is not installed: media are checked for existence only (install er-data[media])")
     seen: dict[tuple[str, str], str | None] = {}
     issues = []
-    for n, (uid, audio, video) in enumerate(rows, start=1):
-        for kind, rel in (("audio", audio), ("video", video)):
-            if rel is None:
-                continue
-            if (kind, rel) not in seen:
-                path = root / rel
-                seen[kind, rel] = (
-                    media.probe(path, kind)
-                    if can_probe
-                    else (None if path.is_file() else "missing")
-                )
-            if seen[kind, rel]:
-                issues.append(MediaIssue(utterance=uid, path=rel, problem=seen[kind, rel]))
-        if n % 2000 == 0 and sys.stderr.isatty():
-            info(f"checked media of {n}/{len(rows)} utterances")
+    with Progress(len(rows), "prepare: media", unit="utt", quiet=quiet) as bar:
+        for uid, audio, video in rows:
+            for kind, rel in (("audio", audio), ("video", video)):
+                if rel is None:
+                    continue
+                if (kind, rel) not in seen:
+                    path = root / rel
+                    seen[kind, rel] = (
+                        media.probe(path, kind)
+                        if can_probe
+                        else (None if path.is_file() else "missing")
+                    )
+                if seen[kind, rel]:
+                    issues.append(MediaIssue(utterance=uid, path=rel, problem=seen[kind, rel]))
+            bar.update(1)
     return issues

@@ -29,11 +29,13 @@ from er_core import (
     NonNegativeInt,
     PositiveInt,
     Probability,
+    Progress,
     UsageError,
     atomic_dir,
     check_options,
     info,
     load_config,
+    require,
 )
 from msgspec import Meta
 
@@ -201,10 +203,11 @@ def synth(
     utterances: int = 300,
     seed: int = 0,
     overrides: Sequence[str] = (),
+    quiet: bool = False,
 ) -> Path:
     """Write a synthetic MELD-layout dataset of `utterances` utterances into `out` (new or empty).
 
-    The same seed and options give byte-identical files. Returns `out`.
+    The same seed and options give byte-identical files. Returns `out`. `quiet`: no progress.
     """
     if layout != "meld":
         raise UsageError(f"unknown layout '{layout}'", hint="synth writes the meld layout only")
@@ -221,10 +224,9 @@ def synth(
             at=str(out),
             hint="choose an empty or new folder, or remove this one",
         )
-    try:
-        from er_data import synth_face, synth_voice
-    except ImportError:
-        raise ErError("synth needs OpenCV and numpy", hint="pip install er-data[media]") from None
+    # the faces are drawn and encoded with OpenCV, an optional extra: say so before any work
+    require("cv2", "er-data synth (drawing the video clips)", "er-data")
+    from er_data import synth_face, synth_voice
 
     began = time.perf_counter()
     rows = plan(utterances, o, np.random.default_rng(seed))
@@ -246,10 +248,12 @@ def synth(
             )
 
         # OpenCV and numpy release the GIL in their heavy calls: threads give ~1.5x on 2 cores
-        with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
-            for done, _ in enumerate(pool.map(render, range(len(rows))), start=1):
-                if done % 100 == 0 and done < len(rows):
-                    info(f"synth: {done}/{len(rows)} utterances")
+        with (
+            Progress(len(rows), "synth", unit="utt", quiet=quiet) as bar,
+            ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
+        ):
+            for _ in pool.map(render, range(len(rows))):
+                bar.update(1)
         _write_csvs(tmp, rows)
         _write_readme(tmp, o, seed, utterances)
     counts = {s: sum(r["split"] == s for r in rows) for s in FILES}

@@ -10,7 +10,8 @@ One row per utterance. Columns, in this order:
                        order, over the adapter's whole table (before rows without a label for
                        the chosen task are dropped, so that task's table may have gaps)
     speaker      str   speaker name ("" if unknown)
-    text         str   transcript, never empty
+    text         str   transcript, never empty; or "" in every row of a dataset without
+                       transcripts (a table mapping without columns.text: features imported)
     split        str   "train" | "dev" | "test"
     <task>       i32   class index, per classification task (e.g. "emotion")
     <task>_name  str   class name

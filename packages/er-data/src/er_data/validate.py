@@ -9,28 +9,26 @@ it also catches media changed or deleted after `prepare` wrote the manifest.
 from __future__ import annotations
 
 import os
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
-from er_core import DatasetManifest, ErError, MediaIssue, confine, info
+from er_core import DatasetManifest, MediaIssue, Progress, confine, require
 
 from er_data import media
 from er_data.check import check_table
 
-PROGRESS_EVERY = 5.0  # seconds between progress lines on stderr
 # a segment may end this far past the decoded end: containers and annotations round differently
 END_SLACK = 0.5
 
 
-def validate(manifest: DatasetManifest) -> list[MediaIssue]:
+def validate(manifest: DatasetManifest, quiet: bool = False) -> list[MediaIssue]:
     """One MediaIssue per utterance whose audio or video is missing, undecodable, cut short, or
     shorter than the segment the row asks for. Each file is decoded once, however many
-    utterances share it (IEMOCAP cuts a whole session's AVI into utterances by start/end)."""
+    utterances share it (IEMOCAP cuts a whole session's AVI into utterances by start/end).
+    `quiet`: no progress lines."""
     frame = check_table(manifest)
-    if not media.have_decoder():
-        raise ErError("validating media needs PyAV", hint="pip install er-data[media]")
+    require("av", "validating media", "er-data")
     root = Path(manifest.source_root)
     kinds = [k for k in ("audio", "video") if k in frame.columns]  # the column is the kind
 
@@ -43,7 +41,7 @@ def validate(manifest: DatasetManifest) -> list[MediaIssue]:
                 follow = manifest.follow_links
                 confine(root, rel, follow_links=follow, what=f"{kind} file", at=source)
                 unique[kind, rel] = None
-    _decode_all(root, unique)
+    _decode_all(root, unique, quiet)
 
     issues = []
     for row in frame.iter_rows(named=True):
@@ -59,24 +57,23 @@ def validate(manifest: DatasetManifest) -> list[MediaIssue]:
     return issues
 
 
-def _decode_all(root: Path, unique: dict[tuple[str, str], media.Decoded | None]) -> None:
-    """Fill `unique` with each file's decode result, saying how far it got now and then.
+def _decode_all(
+    root: Path, unique: dict[tuple[str, str], media.Decoded | None], quiet: bool
+) -> None:
+    """Fill `unique` with each file's decode result, with a progress line (files/s, ETA).
 
     FFmpeg releases the GIL while it decodes, so a few threads keep the cores busy on datasets
     of many short clips (MELD); long files also decode with FFmpeg's own frame threads.
     """
-    began = last = time.monotonic()
-    keys, total = list(unique), len(unique)
-    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+    keys = list(unique)
+    with (
+        Progress(len(keys), "validate: decode", unit="files", quiet=quiet) as bar,
+        ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool,
+    ):
         results = pool.map(lambda key: media.decode(root / key[1], key[0]), keys)
-        for n, (key, result) in enumerate(zip(keys, results, strict=True), start=1):
+        for key, result in zip(keys, results, strict=True):
             unique[key] = result
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY and n < total:
-                info(f"validate: decoded {n}/{total} media files ({now - began:.0f} s)")
-                last = now
-    if total and time.monotonic() - began >= PROGRESS_EVERY:
-        info(f"validate: decoded {total} media files in {time.monotonic() - began:.0f} s")
+            bar.update(1)
 
 
 def _segment_problem(row: dict, kind: str, seconds: float) -> str | None:

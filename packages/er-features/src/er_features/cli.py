@@ -6,19 +6,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from er_core import Quiet, Threads, app_settings, version_option
 
 app = typer.Typer(
-    name="er-features",
-    help=(
+    **app_settings(
+        "er-features",
         "Text, audio and video encoders -> SafeTensors feature shards in a cache, and a "
         "FeatureManifest appended to the stream.\n\n"
-        "Example: er-data prepare meld --root MELD | er-features extract --modality text "
-        "--encoder minilm | er-features extract --modality audio --encoder whisper-tiny.en"
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+        "Example: er-data prepare meld --root MELD | er-features extract -m text -e minilm "
+        "| er-features extract -m audio -e whisper-tiny.en",
+        no_args_is_help=True,
+    )
 )
 cache_app = typer.Typer(
     help="Inspect and clean the feature cache.", no_args_is_help=True, rich_markup_mode=None
@@ -36,6 +34,28 @@ CacheDir = Annotated[
 Out = Annotated[
     Path, typer.Option("--out", help="Output root; run files go to OUT/er-features/<id>/.")
 ]
+MODALITY_HELP = "text, audio or video (or T, A, V, as er-train's -m T+A+V)."
+# -m means "modality" in every er tool; er-train spells modalities T, A, V
+LETTERS = {"t": "text", "a": "audio", "v": "video"}
+
+
+def _modality(value: str) -> str:
+    """text/audio/video, or its letter (T, A, V, either case), as the full name."""
+    from er_core import UsageError
+
+    name = LETTERS.get(value.strip().lower(), value.strip().lower())
+    if name not in ("text", "audio", "video"):
+        raise UsageError(
+            f"unknown --modality '{value}'",
+            at="--modality",
+            hint="use text, audio or video (T, A, V)",
+        )
+    return name
+
+
+@app.callback()
+def root(version: Annotated[bool, version_option("er-features", torch=True)] = False) -> None:
+    """Text, audio and video encoders -> feature shards and a FeatureManifest."""
 
 
 def _part(shard: str | None) -> tuple[int, int] | None:
@@ -54,9 +74,7 @@ def _part(shard: str | None) -> tuple[int, int] | None:
 @app.command()
 def extract(
     inputs: Inputs = None,
-    modality: Annotated[
-        str | None, typer.Option("--modality", "-m", help="text, audio or video.")
-    ] = None,
+    modality: Annotated[str | None, typer.Option("--modality", "-m", help=MODALITY_HELP)] = None,
     encoder: Annotated[
         str | None,
         typer.Option("--encoder", "-e", help="Alias (see `encoders`), model folder or hub id."),
@@ -88,16 +106,14 @@ def extract(
     ] = None,
     cache: CacheDir = None,
     out: Out = Path("er-out"),
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="Progress on stderr (default: on a TTY)."),
-    ] = None,
+    quiet: Quiet = False,
+    threads: Threads = None,
 ) -> None:
     """Encode one modality of the dataset in the stream; pass the stream on, append a
     FeatureManifest. Under torchrun each rank takes a slice and rank 0 prints the whole.
 
-    Example: er-data prepare meld --root MELD | er-features extract -m text -e minilm
-    --set text.context_before=4 > feats.ndjson
+    Progress (rate, ETA) goes to stderr unless -q. Example: er-data prepare meld --root MELD
+    | er-features extract -m text -e minilm -j 2 --set text.context_before=4 > feats.ndjson
     """
     from er_core import check_options, merge_sources, read_stream, validate, write_stream
 
@@ -110,7 +126,7 @@ def extract(
     check_options(ExtractOptions, {"batch_size": batch_size})  # before any work
     data, origins = merge_sources([str(c) for c in config or []], set_ or [])
     flags = {
-        "modality": modality,
+        "modality": None if modality is None else _modality(modality),
         "encoder": encoder,
         "batch_size": batch_size,
         "on_bad_media": on_bad_media,
@@ -124,7 +140,7 @@ def extract(
     rank = torchrun_rank() if part is None else None
     envelopes = read_stream(inputs or [])
     root = cache_root(cache)
-    kw = {"cache": root, "out": out, "device": device, "progress": progress}
+    kw = {"cache": root, "out": out, "device": device, "quiet": quiet, "threads": threads}
     if rank is None:
         manifest = run_extract(envelopes, cfg, part=part, **kw)
     else:  # torchrun: every rank computes its slice, then rank 0 describes the whole
@@ -194,10 +210,11 @@ def import_(
     from_: Annotated[
         Path, typer.Option("--from", help="Features by utterance id: .npz, .parquet, .safetensors.")
     ],
-    modality: Annotated[str, typer.Option("--modality", "-m", help="text, audio or video.")],
+    modality: Annotated[str, typer.Option("--modality", "-m", help=MODALITY_HELP)],
     inputs: Inputs = None,
     cache: CacheDir = None,
     out: Out = Path("er-out"),
+    quiet: Quiet = False,
 ) -> None:
     """Bring features made by another toolkit into the stream as a FeatureManifest.
 
@@ -205,16 +222,16 @@ def import_(
     `features` (or numeric columns). SafeTensors: `features` + metadata `ids`, or one tensor per
     id. Example: er-data prepare meld --root MELD | er-features import -m audio --from a.npz
     """
-    from er_core import UsageError, read_stream, write_stream
+    from er_core import read_stream, write_stream
 
     from er_features.importer import import_features
     from er_features.index import write_manifest_copy
     from er_features.once import cache_root
 
-    if modality not in ("text", "audio", "video"):
-        raise UsageError(f"unknown --modality '{modality}'", hint="use text, audio or video")
+    modality = _modality(modality)
     envelopes = read_stream(inputs or [])
-    manifest = import_features(envelopes, modality, from_, cache=cache_root(cache), out=out)
+    root = cache_root(cache)
+    manifest = import_features(envelopes, modality, from_, cache=root, out=out, quiet=quiet)
     write_manifest_copy(out, manifest)
     write_stream(envelopes, [manifest])
 
@@ -244,6 +261,7 @@ def cache_verify(
         list[str] | None,
         typer.Option("--manifest", help="Also check these manifests' indexes (repeatable)."),
     ] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Check every shard (bytes hash to its name, tensors fit its item keys, all finite), that
     every item belongs to one shard, and, with --manifest, that indexes and shards agree; exit 1
@@ -258,7 +276,7 @@ def cache_verify(
 
     envs = read_stream(manifest) if manifest else []
     kept = [e.message for e in envs if isinstance(e.message, FeatureManifest)]
-    problems = verify(cache_root(cache), fix=fix, manifests=kept)
+    problems = verify(cache_root(cache), fix=fix, manifests=kept, quiet=quiet)
     for p in problems:
         info(f"{'removed' if fix and p.in_cache else 'failed'}: {p.path}: {p.text}")
     left = [p for p in problems if not (fix and p.in_cache)]

@@ -23,10 +23,12 @@ from er_core import (
     FeatureManifest,
     NonNegativeInt,
     PositiveInt,
+    Progress,
     content_id,
     find,
     info,
     nonfinite_rows,
+    set_threads,
     to_dict,
 )
 from er_data import check_table
@@ -48,7 +50,6 @@ from er_features.base import (
 from er_features.index import write_index
 from er_features.items import media_items, text_items
 from er_features.once import HashMemo
-from er_features.progress import Progress
 from er_features.registry import DEFAULTS, Resolved, resolve
 from er_features.text import TextConfig
 from er_features.video import VideoConfig
@@ -113,13 +114,17 @@ def extract(
     out: Path,
     device: str = "cpu",
     part: tuple[int, int] | None = None,
-    progress: bool | None = None,
+    quiet: bool = False,
+    threads: int | None = None,
     compute: bool = True,
 ) -> FeatureManifest:
     """Compute what the cache lacks for this part, then write the part's index and manifest.
 
     `compute=False` only gathers (every chunk must be cached): what rank 0 does after a
-    torchrun barrier to describe the whole dataset.
+    torchrun barrier to describe the whole dataset. `quiet`: no progress lines on stderr.
+    `threads`: torch's CPU threads when there is work (None: er_core's default, which does not
+    oversubscribe a shared machine). Not recorded: the features do not depend on it, and the
+    manifest has no field outside its id and cache key that could hold it.
     """
     if cfg.modality == "":
         raise ErError("no modality given", at="modality", hint="pass --modality text|audio|video")
@@ -127,6 +132,9 @@ def extract(
         raise ErError("shard_size must be at least 1", at="shard_size", hint="e.g. 256")
     dataset = find(envelopes, DatasetManifest)
     modality = cfg.modality
+    table = check_table(dataset)
+    if modality == "text":
+        _has_text(table, dataset)  # before the encoder is looked up: the dataset is the problem
     res = resolve(cfg.encoder or DEFAULTS[modality], modality, cache)
     section = to_dict(getattr(cfg, modality))
     code = {"family": res.family, "version": CODE_VERSION[res.family]}
@@ -134,12 +142,11 @@ def extract(
     folder = fcache.folder_for(cache, key)
     fcache.describe(folder, {"modality": modality, "encoder": res.name, "config": section})
 
-    table = check_table(dataset)
     memo = HashMemo(cache)
     if modality == "text":
         items, missing = text_items(table, cfg.text), []
     else:
-        items, missing = media_items(table, dataset, modality, memo)
+        items, missing = media_items(table, dataset, modality, memo, quiet=quiet)
         memo.save()
     absent_files = [m for m in missing if m.path]
     if absent_files and cfg.on_bad_media == "error":
@@ -156,7 +163,7 @@ def extract(
     for bad in lookup.unreadable:
         info(f"warning: unreadable cache shard skipped, its items are recomputed: {bad}")
     if compute:
-        _compute(mine, lookup, folder, res, cfg, device, progress)
+        _compute(mine, lookup, folder, res, cfg, device, quiet, threads)
 
     keys = {it.key for c in mine for it in c}
     covered = [it for it in items if it.key in keys]
@@ -166,7 +173,19 @@ def extract(
     return _manifest(dataset, res, cfg, key, folder, covered, missing, lookup, out, part, ids)
 
 
-def _compute(mine, lookup, folder, res, cfg, device, progress) -> None:
+def _has_text(table, dataset: DatasetManifest) -> None:
+    """A dataset mapped without transcripts (every text "") has nothing to encode: placeholder
+    text would give every utterance the same vector and look like a working feature."""
+    if table.height and (table["text"].fill_null("").str.strip_chars() == "").all():
+        raise ErError(
+            f"dataset {dataset.dataset} has no text to encode",
+            at=dataset.table.path,
+            hint="this dataset has no text column (columns.text not mapped); import its "
+            "features with er-features import",
+        )
+
+
+def _compute(mine, lookup, folder, res, cfg, device, quiet, threads) -> None:
     """Encode the items of `mine` that the cache lacks, one chunk at a time, and publish each
     chunk as a shard. Chunks are computed without holding the cache's lock (slices and torchrun
     ranks compute in parallel), and published under it after a fresh look at what is cached
@@ -174,33 +193,39 @@ def _compute(mine, lookup, folder, res, cfg, device, progress) -> None:
     if not any(it.key not in lookup.rows for c in mine for it in c):
         return
     todo = sum(it.key not in lookup.rows for c in mine for it in c)
-    bar = Progress(todo, f"{cfg.modality} {res.name}", progress)
+    set_threads(threads)  # only when there is work: a warm run imports no torch
     encoder = build_encoder(res, cfg, device)  # only when there is work: a warm run loads nothing
-    for items in mine:
-        fcache.refresh(lookup, folder)  # another process may have filled this chunk meanwhile
-        batch = [it for it in items if it.key not in lookup.rows]
-        if not batch:
-            continue
-        enc = encoder.encode(batch)
-        if cfg.on_bad_media == "error" and enc.problems:
-            i, problem = next(iter(enc.problems.items()))
-            raise ErError(
-                f"{cfg.modality} of utterance {batch[i].uid} is unusable: {problem}",
-                at=batch[i].path,
-                hint="replace the file, or pass --on-bad-media flag to give it a flagged zero row",
-            )
-        _finite_or_flag(enc, batch, cfg)
-        fcache.publish(
-            folder,
-            [it.key for it in batch],
-            enc,
-            lookup,
-            dim=encoder.dim,
-            extras=encoder.extras,
-            names=[it.uid for it in batch],
+    with Progress(todo, f"extract {cfg.modality} {res.name}", quiet=quiet) as bar:
+        for items in mine:
+            need = sum(it.key not in lookup.rows for it in items)  # computed here or by another
+            _compute_chunk(items, lookup, folder, encoder, cfg)
+            bar.update(need)
+
+
+def _compute_chunk(items, lookup, folder, encoder, cfg) -> None:
+    """One chunk: encode what the cache lacks, check it, publish it as a shard."""
+    fcache.refresh(lookup, folder)  # another process may have filled this chunk meanwhile
+    batch = [it for it in items if it.key not in lookup.rows]
+    if not batch:
+        return
+    enc = encoder.encode(batch)
+    if cfg.on_bad_media == "error" and enc.problems:
+        i, problem = next(iter(enc.problems.items()))
+        raise ErError(
+            f"{cfg.modality} of utterance {batch[i].uid} is unusable: {problem}",
+            at=batch[i].path,
+            hint="replace the file, or pass --on-bad-media flag to give it a flagged zero row",
         )
-        bar.update(len(batch))
-    bar.close()
+    _finite_or_flag(enc, batch, cfg)
+    fcache.publish(
+        folder,
+        [it.key for it in batch],
+        enc,
+        lookup,
+        dim=encoder.dim,
+        extras=encoder.extras,
+        names=[it.uid for it in batch],
+    )
 
 
 def _finite_or_flag(enc: Encoded, batch: Sequence[Item], cfg: ExtractConfig) -> None:

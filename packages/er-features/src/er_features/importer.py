@@ -21,6 +21,7 @@ from er_core import (
     ErError,
     FeatureManifest,
     FileRef,
+    Progress,
     canonical_json,
     content_id,
     find,
@@ -171,10 +172,17 @@ def _same_width(path: Path, ids: Sequence[str], widths: Sequence[int]) -> None:
 
 
 def import_features(
-    envelopes: Sequence[Envelope], modality: str, src: Path, *, cache: Path, out: Path
+    envelopes: Sequence[Envelope],
+    modality: str,
+    src: Path,
+    *,
+    cache: Path,
+    out: Path,
+    quiet: bool = False,
 ) -> FeatureManifest:
     """Check the file, then cache its vectors under (the file's sha256, utterance id) keys:
-    items already cached (an earlier import of the same file) are reused, never claimed twice."""
+    items already cached (an earlier import of the same file) are reused, never claimed twice.
+    `quiet`: no progress line while the shards are written."""
     dataset = find(envelopes, DatasetManifest)
     ids, feats = read_any(src)
     if len(ids) != len(set(ids)):
@@ -205,14 +213,15 @@ def import_features(
     matrix = feats[[have[u] for u in order]]
     keys = [sha256_bytes(canonical_json(["import", u])) for u in order]
     lookup = fcache.scan(folder)
-    for lo in range(0, len(order), SHARD_ROWS):
-        hi = lo + SHARD_ROWS
-        if all(k in lookup.rows for k in keys[lo:hi]):
-            continue
-        enc = Encoded(features=matrix[lo:hi], flags=np.zeros(len(keys[lo:hi]), np.uint8))
-        fcache.publish(
-            folder, keys[lo:hi], enc, lookup, dim=matrix.shape[1], extras={}, names=order[lo:hi]
-        )
+    with Progress(len(order), f"import {modality}", quiet=quiet) as bar:
+        for lo in range(0, len(order), SHARD_ROWS):
+            hi = lo + SHARD_ROWS
+            if not all(k in lookup.rows for k in keys[lo:hi]):
+                n = len(keys[lo:hi])
+                enc = Encoded(features=matrix[lo:hi], flags=np.zeros(n, np.uint8))
+                names, dim = order[lo:hi], matrix.shape[1]
+                fcache.publish(folder, keys[lo:hi], enc, lookup, dim=dim, extras={}, names=names)
+            bar.update(len(keys[lo:hi]))
     used: dict[Path, int] = {}
     shard = np.zeros(len(order), np.int32)
     row = np.zeros(len(order), np.int32)

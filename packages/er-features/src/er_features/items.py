@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from er_core import DatasetManifest, ErError, canonical_json, confine, sha256_bytes
+from er_core import DatasetManifest, ErError, Progress, canonical_json, confine, sha256_bytes
 
 from er_features.once import HashMemo
 from er_features.text import TextConfig
@@ -55,8 +55,12 @@ def text_items(table, cfg: TextConfig) -> list:
     return items
 
 
-def media_items(table, dataset: DatasetManifest, modality: str, memo: HashMemo):
-    """(items with keys, rows that cannot be keyed) for the audio or video column."""
+def media_items(
+    table, dataset: DatasetManifest, modality: str, memo: HashMemo, quiet: bool = False
+):
+    """(items with keys, rows that cannot be keyed) for the audio or video column. Keying
+    hashes every file not hashed before: minutes for a dataset's first run, so it has a
+    progress line (`quiet`: none)."""
     from er_features.base import Item
 
     if modality not in table.columns:
@@ -68,18 +72,22 @@ def media_items(table, dataset: DatasetManifest, modality: str, memo: HashMemo):
     root = Path(dataset.source_root)
     cols = ["id", modality, f"{modality}_start", f"{modality}_end", "source"]
     items, missing = [], []
-    for uid, rel, start, end, source in table.select(cols).rows():
-        if not rel:
-            missing.append(Missing(uid, "", f"no {modality} in the table"))
-            continue
-        # the file the table names, links followed, must lie inside the dataset's root (unless
-        # prepare was told --follow-links): a table naming ../../etc/passwd is refused
-        at = f"{dataset.table.path}:{uid} ({source})"
-        path = confine(root, rel, follow_links=dataset.follow_links, what=f"{modality} file", at=at)
-        path = path.resolve()
-        if not path.is_file():
-            missing.append(Missing(uid, str(path), "missing"))
-            continue
-        key = sha256_bytes(canonical_json([memo(path), start, end]))
-        items.append(Item(uid=uid, key=key, path=str(path), start=start, end=end))
+    rows = table.select(cols).rows()
+    with Progress(len(rows), f"extract {modality}: media hashes", quiet=quiet) as bar:
+        for uid, rel, start, end, source in rows:
+            bar.update(1)
+            if not rel:
+                missing.append(Missing(uid, "", f"no {modality} in the table"))
+                continue
+            # the file the table names, links followed, must lie inside the dataset's root
+            # (unless prepare was told --follow-links): a table naming ../../etc/passwd is refused
+            at = f"{dataset.table.path}:{uid} ({source})"
+            what = f"{modality} file"
+            path = confine(root, rel, follow_links=dataset.follow_links, what=what, at=at)
+            path = path.resolve()
+            if not path.is_file():
+                missing.append(Missing(uid, str(path), "missing"))
+                continue
+            key = sha256_bytes(canonical_json([memo(path), start, end]))
+            items.append(Item(uid=uid, key=key, path=str(path), start=start, end=end))
     return items, missing

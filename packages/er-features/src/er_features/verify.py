@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from er_core import FeatureManifest, sha256_file
+from er_core import FeatureManifest, Progress, sha256_file
 
 from er_features.cache import KEYS, folders, shards
 
@@ -60,22 +60,31 @@ def shard_problem(path: Path) -> tuple[str | None, list[str]]:
     return None, keys
 
 
-def check_cache(cache: Path) -> list[Problem]:
-    """Every problem of every shard in the cache, one entry per shard (first problem)."""
+def check_cache(cache: Path, quiet: bool = False) -> list[Problem]:
+    """Every problem of every shard in the cache, one entry per shard (first problem). Every
+    shard is read and hashed in full (gigabytes for a big cache), so it shows progress."""
     found: dict[Path, str] = {}
-    for folder in folders(cache):
-        owner: dict[str, Path] = {}
-        for path in shards(folder):
-            problem, keys = shard_problem(path)
-            if problem is not None:
-                found[path] = problem
-                continue
-            for k in keys:
-                other = owner.setdefault(k, path)
-                if other != path:  # both claim k: neither can be trusted
-                    found.setdefault(path, f"claims item {k[:12]}, which {other.name} holds")
-                    found.setdefault(other, f"claims item {k[:12]}, which {path.name} holds")
+    listing = [(folder, shards(folder)) for folder in folders(cache)]
+    total = sum(len(paths) for _, paths in listing)
+    with Progress(total, "cache verify", unit="shards", quiet=quiet) as bar:
+        for _, paths in listing:
+            owner: dict[str, Path] = {}
+            for path in paths:
+                _check_shard(path, owner, found)
+                bar.update(1)
     return [Problem(p, t, in_cache=True) for p, t in sorted(found.items())]
+
+
+def _check_shard(path: Path, owner: dict[str, Path], found: dict[Path, str]) -> None:
+    problem, keys = shard_problem(path)
+    if problem is not None:
+        found[path] = problem
+        return
+    for k in keys:
+        other = owner.setdefault(k, path)
+        if other != path:  # both claim k: neither can be trusted
+            found.setdefault(path, f"claims item {k[:12]}, which {other.name} holds")
+            found.setdefault(other, f"claims item {k[:12]}, which {path.name} holds")
 
 
 def check_manifests(manifests: Sequence[FeatureManifest]) -> list[Problem]:
@@ -113,13 +122,13 @@ def check_manifests(manifests: Sequence[FeatureManifest]) -> list[Problem]:
 
 
 def verify(
-    cache: Path, fix: bool = False, manifests: Sequence[FeatureManifest] = ()
+    cache: Path, fix: bool = False, manifests: Sequence[FeatureManifest] = (), quiet: bool = False
 ) -> list[Problem]:
     """Every problem found; with `fix`, the failing shards are removed (under each folder's
     lock, so no extract is publishing there meanwhile). Manifests' own files are left alone."""
     from er_core import folder_lock
 
-    problems = check_cache(cache)
+    problems = check_cache(cache, quiet)
     if fix:
         for p in problems:
             with folder_lock(p.path.parent, what="feature cache"):

@@ -7,8 +7,9 @@ The mapping (schema in `table_mapping.py`, a commented example in configs/data/e
     file = "utterances.csv"       or  [files] train = "train.csv", dev = ..., test = ...
     format = "csv"                (default: from the extension: .csv .tsv .parquet .jsonl .ndjson)
     encodings = ["utf-8", "cp1252"]   tried in order (CSV, TSV, JSONL)
-    [columns]  id, dialogue, text (required); turn, speaker, split, audio, video,
+    [columns]  id, dialogue (required); text, turn, speaker, split, audio, video,
                audio_start, audio_end, video_start, video_end
+    speaker_list = "join"   a speaker cell holding a list: "join" (A & B), "first" or "off"
     [tasks.<name>]  column = "Emotion", classes = [...] (order = index), aliases = {"exc" = "hap"}
                     or  column = "score", type = "regression"
     [split]         dev = 0.1, test = 0.1, seed = 0   (data without a split: whole dialogues)
@@ -22,7 +23,9 @@ the row's split, `{name}` a per-split variable where [splits.*] sets one, else a
 the order within the dialogue, in file order; start/end times are seconds or [h:]mm:ss[.,]fff.
 A media value may list templates: the first whose file exists wins, else the last. With
 `media_optional`, a split's media column none of whose files exist is left empty, as when a
-dataset ships without its clips. A drawn [split] shuffles the sorted dialogue ids with
+dataset ships without its clips. Without `columns.text` the dataset has no transcripts: its features come from `er-features
+import`, every row's text is "" and "text" is not among the manifest's modalities (a text
+extract refuses it). A drawn [split] shuffles the sorted dialogue ids with
 random.Random(seed) and gives the first `test` fraction to test, the next `dev` to dev. Rows
 whose label is empty (or aliased to "") have no label for that task; `prepare` drops them.
 """
@@ -39,13 +42,14 @@ from pathlib import Path
 import polars as pl
 from er_core import ErError, TaskInfo
 
+from er_data.adapters import speakers
 from er_data.adapters.base import Loaded
-from er_data.adapters.table_mapping import SPLIT_VAR, Options, names, parse
+from er_data.adapters.table_mapping import LATE_DEFAULTS, SPLIT_VAR, Options, names, parse
 from er_data.check import inside
 from er_data.csvio import decode, read_delimited
 from er_data.table import SPLITS, encode_labels, finish, first_row
 
-__all__ = ["Options", "Table"]
+__all__ = ["LATE_DEFAULTS", "Options", "Table"]
 
 _TIME = re.compile(r"(?:(\d+):)?(\d+):(\d+(?:[.,]\d*)?)")
 _TIME_HINT = "times are seconds (12.5) or a clock time ([hh:]mm:ss.fff)"
@@ -55,6 +59,7 @@ class Table:
     name = "table"
     version = "1"
     Options = Options
+    late_defaults = LATE_DEFAULTS
 
     def inputs(self, root: Path, opts: Options) -> list[Path]:
         return [root / path for path, _ in opts.sources()]
@@ -96,7 +101,12 @@ class Table:
         else:
             table = table.with_columns(pl.int_range(pl.len()).over("dialogue").alias("turn"))
         if "speaker" in cols:
+            if opts.speaker_list != "off":
+                column = cols["speaker"][0]
+                table = table.with_columns(speakers.speakers(table, opts.speaker_list, column))
             table = table.with_columns(pl.col("speaker").fill_null(""))
+        if "text" not in cols:  # no transcripts: features come from `er-features import`
+            table = table.with_columns(pl.lit("", dtype=pl.String).alias("text"))
         for c in [c for c in simple if c.endswith(("_start", "_end"))]:
             table = table.with_columns(_convert(table, c, _clock, "a time", _TIME_HINT))
         tasks: dict[str, TaskInfo] = {}
@@ -111,7 +121,8 @@ class Table:
                 tasks[name] = TaskInfo(type="classification", column=name, classes=list(t.classes))
         table = finish(table, tasks)
         present = [m for m in ("audio", "video") if table[m].is_not_null().any()]
-        return Loaded(opts.dataset, table, tasks, ["text", *present])
+        texts = ["text"] if "text" in cols else []
+        return Loaded(opts.dataset, table, tasks, [*texts, *present])
 
 
 def _read(root: Path, rel: str, split: str | None, opts: Options) -> pl.DataFrame:

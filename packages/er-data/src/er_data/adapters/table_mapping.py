@@ -31,6 +31,9 @@ EXTENSIONS: dict[str, Format] = {
 }
 # `{split}` in a template is the row's split name, never a data column
 SPLIT_VAR = "split"
+# options added after outputs were first published: at these values they change no table, so
+# `prepare` leaves them out of the output's id and earlier outputs keep their ids
+LATE_DEFAULTS = {"speaker_list": "join"}
 
 
 class Files(Config, frozen=True):
@@ -46,7 +49,9 @@ class Columns(Config, frozen=True):
 
     id: str
     dialogue: str
-    text: str
+    # None: the dataset has no transcripts (its features come from `er-features import`); the
+    # table's text is then "" in every row and a text extract refuses it
+    text: str | None = None
     turn: str | None = None  # None: position within the dialogue, in file order
     speaker: str | None = None
     split: str | None = None  # a column name only (a template could not name the split)
@@ -99,6 +104,10 @@ class Options(Config, frozen=True, kw_only=True):
     split_names: dict[str, str] = {}  # a split column's value -> train/dev/test ("" = drop row)
     splits: SplitVars = msgspec.field(default_factory=SplitVars)
     media_optional: bool = False  # a split's media column whose files all lack -> text only
+    # a speaker cell holding a list ("['Monica Geller', 'Ross Geller']", Python or JSON):
+    # "join" the names with " & " in the given order, keep the "first", or "off": as written
+    # (er_data.adapters.speakers); left out of the output's id at its default (LATE_DEFAULTS)
+    speaker_list: Literal["join", "first", "off"] = "join"
 
     def __post_init__(self) -> None:
         _check(self)
