@@ -9,6 +9,7 @@ Slow (about 2 minutes here, cold: synthesis, three encoders, 12 runs, scoring an
 from __future__ import annotations
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -50,11 +51,16 @@ def test_demo_end_to_end(tmp_path):
     )
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     demo = tmp_path / "demo"
+    # progress reaches a log (stderr is a file here, not a terminal): extraction and training
+    # lines with their rate and ETA
+    log = r.stderr.decode()
+    assert re.search(r"^text minilm.*: 300/300 utt .*ETA", log, flags=re.M), log[-3000:]
+    assert re.search(r"^epoch 1/30 .*ETA", log, flags=re.M), log[-3000:]
 
     runs = [e.message for e in read_stream([str(demo / "scored.ndjson")]) if e.kind == "run"]
     assert len(runs) == 12
     table = summarise(runs, ["modalities"], "test/emotion/weighted_f1")
-    means = dict(zip(table["modalities"], table["mean"], strict=True))
+    means = dict(zip(table["modalities"], table["test/emotion/weighted_f1 mean"], strict=True))
     print("\ndemo test weighted-F1 (3 seeds):", {k: round(v, 2) for k, v in means.items()})
     assert set(means) == {"T", "A", "V", "T+A+V"} and set(table["n"]) == {3}
     assert all(means["T+A+V"] > means[m] for m in ("T", "A", "V")), means

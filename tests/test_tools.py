@@ -139,3 +139,22 @@ def test_ablate_without_features_is_a_usage_error(tmp_path):
         ["bash", str(ROOT / "tools" / "ablate.sh")], capture_output=True, env=_env(), check=False
     )
     assert r.returncode == 2 and b"usage:" in r.stderr
+
+
+def test_a_sweep_keeps_every_point_and_tables_by_its_key(features, tmp_path):
+    """3 learning rates x 2 seeds: 6 run folders (nothing named by hand), a second pass trains
+    nothing, and the table has one row per learning rate with n = 2."""
+    env = _env() | {"ER_SEEDS": "0 1", "ER_MODALITIES": "T+A", "ER_SET": "train.epochs=2"}
+    runs = tmp_path / "runs"
+    cmd = ["bash", str(ROOT / "tools" / "sweep.sh"), str(features), "train.lr", "1e-3 3e-3 1e-2"]
+    first = _run([*cmd, str(runs)], env=env)
+    manifests = [json.loads(line) for line in (runs / "runs.ndjson").read_text().splitlines()]
+    assert len({m["run_dir"] for m in manifests}) == 6
+    assert len(list(runs.rglob("run.json"))) == 6
+    assert len({m["recipe_hash"] for m in manifests}) == 3
+    second = _run([*cmd, str(runs)], env=env)
+    assert second.stderr.decode().count("finished run found, nothing to do") == 6
+    assert first.stdout == second.stdout
+    rows = [ln for ln in second.stdout.decode().splitlines() if ln.startswith("| 0.0")]
+    assert len(rows) == 3, second.stdout.decode()
+    assert all("| 2 |" in row for row in rows)

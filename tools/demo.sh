@@ -39,12 +39,14 @@ for line in open(sys.argv[1]):
 PY
 echo "messages: $dir/features.ndjson (dataset + 3 feature manifests)" >&2
 
-# Three seeds per modality set. Runs are content-addressed too: a second demo trains nothing.
+# Three seeds per modality set (progress: one line per epoch with its ETA, on stderr). Runs are
+# content-addressed too: a second demo trains nothing.
 : > "$dir/runs.ndjson"
 for m in T A V T+A+V; do
     for seed in 0 1 2; do
+        echo "--- train $m, seed $seed" >&2
         er-train "$dir/features.ndjson" -c "$configs/train/synth.toml" -m "$m" --seed "$seed" \
-            --runs "$dir/runs" --quiet | tail -n 1 >> "$dir/runs.ndjson"
+            --runs "$dir/runs" | tail -n 1 >> "$dir/runs.ndjson"
     done
 done
 

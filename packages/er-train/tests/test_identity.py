@@ -66,3 +66,21 @@ def test_long_dialogues_past_max_turns_warn(toy, train_run, tmp_path, capsys):
 def test_dialogues_within_max_turns_do_not_warn(toy, train_run, tmp_path, capsys):
     train_run(toy.stream, tmp_path, *FAST_TRANSFORMER, "train.epochs=1")
     assert "max_turns" not in capsys.readouterr().err
+
+
+def test_fine_tuning_a_dataset_without_text_is_refused(toy):
+    """A features-only dataset (a table mapped without columns.text) has no text to encode."""
+    import dataclasses
+
+    import msgspec
+    from er_core import DatasetManifest, ErError, read_stream
+    from er_train.data import load_data
+
+    envs = read_stream([str(toy.stream)])
+    for i, env in enumerate(envs):
+        if isinstance(env.message, DatasetManifest):
+            ds = msgspec.structs.replace(env.message, modalities=["audio", "video"])
+            envs[i] = dataclasses.replace(env, message=ds)
+    with pytest.raises(ErError) as e:
+        load_data(envs, [], "", [], tuned="text")
+    assert "has no text" in e.value.what and "run.method F" in e.value.hint

@@ -170,6 +170,13 @@ def load_data(
             hint=f"add {tuned[0].upper()} to --modalities, or use run.method F",
         )
     ds = find(envs, DatasetManifest)
+    if tuned and tuned not in ds.modalities:  # e.g. a features-only table: no text to encode
+        raise ErError(
+            f"the run fine-tunes a {tuned} encoder, but dataset {ds.dataset} has no {tuned} "
+            f"(its modalities: {', '.join(ds.modalities) or 'none'})",
+            at="run.method",
+            hint="use run.method F with imported or extracted features",
+        )
     manifests = _feature_manifests(envs, modalities, tuned)
     # the one table check (er-data): the file prepare wrote (sha256), its schema, unique ids,
     # splits, dialogues and label ranges; a broken rule names the table's row and says to
