@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from .conftest import env1
@@ -139,9 +140,14 @@ def test_killed_steps_resume_to_identical_outputs(step, inputs, tmp_path):
     if step == "train":
         assert run_json(killed) == run_json(ref)
         ref_files, got_files = published(ref / "runs", ref), published(killed / "runs", killed)
+        timed = ("run.json", "checkpoint.safetensors", "metrics.csv")  # hold wall times
         for files in (ref_files, got_files):
-            for name in [n for n in files if n.endswith(("run.json", "checkpoint.safetensors"))]:
+            for name in [n for n in files if n.endswith(timed)]:
                 files.pop(name)
         assert got_files == ref_files
+        # metrics.csv: the same epochs, the same numbers, but for the seconds each took
+        (a,) = (killed / "runs").rglob("metrics.csv")
+        (b,) = (ref / "runs").rglob("metrics.csv")
+        assert pl.read_csv(a).drop("seconds").equals(pl.read_csv(b).drop("seconds"))
     else:
         assert published(killed, killed) == published(ref, ref)

@@ -95,3 +95,17 @@ def test_runs_reads_run_json_files(runs, cli) -> None:
     (row,) = json.loads(r.stdout)
     manifest = msgspec.json.decode((folder / "run.json").read_bytes())
     assert row["run"] == manifest["id"][:12] and row["seed"] == 4 and row["dataset"] == "toy"
+
+
+def test_a_runs_root_stands_for_every_finished_run_under_it(runs, cli, tmp_path) -> None:
+    """`er-eval runs runs/` (and table, report, ...): every run.json under the folder, in path
+    order; a folder with none is one error line."""
+    runs("root/x/a", seed=0)
+    runs("root/y/b", seed=1)
+    r = cli("runs", str(tmp_path / "root"), "--format", "csv")
+    assert r.returncode == 0, r.stderr.decode()
+    rows = list(csv.DictReader(io.StringIO(r.stdout.decode())))
+    assert [row["seed"] for row in rows] == ["0", "1"]
+    (tmp_path / "empty").mkdir()
+    r = cli("runs", str(tmp_path / "empty"))
+    assert r.returncode == 1 and b"no run folder under it" in r.stderr

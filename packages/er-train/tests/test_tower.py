@@ -109,7 +109,7 @@ def extracted(talk, bert, cfg: TextConfig, root: Path):
 
     env = Envelope(raw=encode(talk), kind="dataset", message=talk)
     xcfg = ExtractConfig(modality="text", encoder=str(bert), text=cfg)
-    made = extract([env], xcfg, cache=root / "cache", out=root / "out", progress=False)
+    made = extract([env], xcfg, cache=root / "cache", out=root / "out", quiet=True)
     fs = load_features(made)
     return fs.features, fs.flags
 

@@ -50,27 +50,32 @@ class RunInputs:
         return self.folders.get(run.id)
 
 
-def _expand(source: str) -> str:
-    """A run folder stands for its run.json."""
+def _expand(source: str) -> list[str]:
+    """A run folder stands for its run.json; a folder of run folders (a runs root, or any
+    level of one) for every finished run under it, in path order."""
     if source == "-":
-        return source
+        return [source]
     p = Path(source)
     if p.is_dir():
         rj = p / "run.json"
-        if not rj.is_file():
+        if rj.is_file():
+            return [str(rj)]
+        found = sorted(str(f) for f in p.rglob("run.json") if ".store" not in f.parts)
+        if not found:
             raise ErError(
-                "folder has no run.json",
+                "folder has no run.json, and no run folder under it has one",
                 at=str(p),
-                hint="name a finished er-train run folder (run.json is written last, when the "
-                "run finishes) or its run.json",
+                hint="name a finished er-train run folder, a runs root, or a run.json (run.json "
+                "is written last, when the run finishes)",
             )
-        return str(rj)
-    return source
+        return found
+    return [source]
 
 
 def read_runs(sources: Sequence[str], stdin: IO[bytes] | None = None) -> RunInputs:
-    """Read messages from `sources` (files, run folders, `-`; none = stdin) and pick the runs."""
-    expanded = [_expand(s) for s in sources]
+    """Read messages from `sources` (files, run folders, runs roots, `-`; none = stdin) and
+    pick the runs."""
+    expanded = [f for s in sources for f in _expand(s)]
     envelopes: list[Envelope] = []
     folders: dict[str, Path] = {}
     for src in expanded or [None]:
