@@ -54,7 +54,7 @@ def test_demo_end_to_end(tmp_path):
     # progress reaches a log (stderr is a file here, not a terminal): extraction and training
     # lines with their rate and ETA
     log = r.stderr.decode()
-    assert re.search(r"^extract text minilm: 300/300 utt .*ETA", log, flags=re.M), log[-3000:]
+    assert re.search(r"^extract text minilm: (\d+)/\1 utt .*ETA", log, flags=re.M), log[-3000:]
     assert re.search(r"^epoch 1/30 .*ETA", log, flags=re.M), log[-3000:]
 
     runs = [e.message for e in read_stream([str(demo / "scored.ndjson")]) if e.kind == "run"]
