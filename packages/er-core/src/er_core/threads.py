@@ -1,8 +1,7 @@
 """How many CPU threads torch uses: one rule for every tool (`--threads`, `[run] threads`).
 
 torch's own default is every core. On a machine where other jobs run that oversubscribes the
-cores and can make training ten times slower (measured: 13 min 58 s with the default where one
-thread took 74 s, with the same result). So er picks, in this order:
+cores, and a run can take many times longer than with one thread. So er picks, in this order:
 
 1. `--threads N` (or `[run] threads` in er-train's config);
 2. the `ER_THREADS` environment variable, then `OMP_NUM_THREADS`;
