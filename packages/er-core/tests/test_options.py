@@ -12,6 +12,7 @@ from er_core import ErError, UsageError, differing, flatten, recipe, require, ve
 from er_core import threads as threads_mod
 from er_core.extras import missing
 from er_core.options import app_settings, version_option
+from er_core.recipe import strip_labels
 from typer.testing import CliRunner
 
 
@@ -51,6 +52,9 @@ def test_thread_default(monkeypatch):
     assert threads_mod.default_threads() == 2
     monkeypatch.setenv("ER_THREADS", "two")
     with pytest.raises(UsageError, match="ER_THREADS"):
+        threads_mod.default_threads()
+    monkeypatch.setenv("ER_THREADS", "0")  # not silently the default: said
+    with pytest.raises(UsageError, match="at least 1"):
         threads_mod.default_threads()
 
 
@@ -92,6 +96,7 @@ def test_recipe_drops_labels_only():
     }
     assert recipe(cfg) == {"train.lr": 1e-3, "train.epochs": 3, "run.method": "F"}
     assert flatten(cfg)["run.root"] == "runs"
+    assert strip_labels(cfg) == {"train": {"lr": 1e-3, "epochs": 3}, "run": {"method": "F"}}
 
 
 def test_differing_names_keys_and_values():

@@ -37,18 +37,13 @@ def recipe(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flatten(config).items() if not is_label(k)}
 
 
-def strip_labels(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The nested config without the labels (for a content id of the recipe)."""
-    out: dict[str, Any] = {}
-    for k, v in config.items():
-        if is_label(k):
-            continue
-        if isinstance(v, Mapping):
-            sub = {kk: vv for kk, vv in v.items() if not is_label(f"{k}.{kk}")}
-            out[k] = sub
-        else:
-            out[k] = v
-    return out
+def strip_labels(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The nested config without the labels: what er-train's recipe hash is the id of."""
+    return {
+        k: strip_labels(v, f"{prefix}{k}.") if isinstance(v, Mapping) else v
+        for k, v in config.items()
+        if not is_label(prefix + k)
+    }
 
 
 _ABSENT = object()

@@ -41,8 +41,13 @@ def default_threads() -> int:
                     at=name,
                     hint=f"set {name} to a thread count such as 1, or unset it",
                 ) from None
-            if n >= 1:
-                return n
+            if n < 1:
+                raise UsageError(
+                    f"{name}={raw!r}: at least 1 thread",
+                    at=name,
+                    hint=f"set {name} to a thread count such as 1, or unset it",
+                )
+            return n
     return max(1, min(CAP, usable_cores() // 2))
 
 

@@ -14,15 +14,14 @@ like a fixed column (the config's own `seed`) is the fixed column.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from er_core import ErError, EvalManifest, RunManifest, flatten
+from er_core import EvalManifest, RunManifest, flatten
 
 from er_eval.grouping import cell
-from er_eval.table import column, md_row
+from er_eval.table import column, md_row, plain_format
 
 FIXED = ("run", "dataset", "seed")
 
@@ -76,12 +75,8 @@ def flatten_runs(
 def render_runs(frame: pl.DataFrame, fmt: str = "markdown") -> str:
     """The table as Markdown (numbers with up to 4 decimals, '—' for an empty cell), CSV or
     JSON (records)."""
-    if fmt == "csv":
-        return frame.write_csv()
-    if fmt == "json":
-        return json.dumps(frame.to_dicts(), indent=1) + "\n"
-    if fmt != "markdown":
-        raise ErError(f"unknown format '{fmt}'", at="--format", hint="use markdown, csv or json")
+    if (text := plain_format(frame, fmt)) is not None:
+        return text
     lines = [md_row(frame.columns), md_row(["---"] * frame.width)]
     for row in frame.iter_rows():
         lines.append(md_row([_md(v) for v in row]))

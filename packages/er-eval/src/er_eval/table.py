@@ -250,15 +250,23 @@ def summarise(
     return tabulate(groups, ref, evals=evals, allow_mixed=allow_mixed)
 
 
-def render(frame: pl.DataFrame, fmt: str = "markdown", ref: MetricRef | None = None) -> str:
-    """The table as Markdown (a pipe table, `mean ± std` under a header naming the metric; a
-    pooled row marked † with a footnote), CSV or JSON (records, the frame's own columns)."""
+def plain_format(frame: pl.DataFrame, fmt: str) -> str | None:
+    """The frame as CSV or JSON (records) for those formats, None for Markdown (the caller
+    draws it); an unknown format is an error naming --format."""
     if fmt == "csv":
         return frame.write_csv()
     if fmt == "json":
         return json.dumps(frame.to_dicts(), indent=1) + "\n"
     if fmt != "markdown":
         raise ErError(f"unknown format '{fmt}'", at="--format", hint="use markdown, csv or json")
+    return None
+
+
+def render(frame: pl.DataFrame, fmt: str = "markdown", ref: MetricRef | None = None) -> str:
+    """The table as Markdown (a pipe table, `mean ± std` under a header naming the metric; a
+    pooled row marked † with a footnote), CSV or JSON (records, the frame's own columns)."""
+    if (text := plain_format(frame, fmt)) is not None:
+        return text
     by, mean, std = metric_columns(frame)
     digits = 2 if ref is None or ref.percent else 4
     head = [*by, ref.label if ref else mean.removesuffix(MEAN), "n", "seeds"]

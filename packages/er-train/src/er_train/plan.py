@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 from er_core import UsageError, content_id, set_threads, to_dict, warn
+from er_core.recipe import strip_labels
 from er_models import (
     SECTIONS,
     NetworkSpec,
@@ -95,10 +96,10 @@ def _losses(
 def check_turns(spec: NetworkSpec, data: Data) -> None:
     """Warn when dialogues run past a learned-position transformer's `max_turns`: the turns
     beyond it share the last position vector (IEMOCAP dialogues run past the default 64)."""
-    ctx = spec.context
-    if ctx.kind != "transformer" or ctx.to_dict().get("positions") != "learned":
+    ctx = spec.context.to_dict()
+    if ctx["kind"] != "transformer" or ctx.get("positions") != "learned":
         return
-    cap = int(ctx.to_dict().get("max_turns", 0))
+    cap = int(ctx["max_turns"])
     lengths = np.concatenate([g.length for g in data.dialogues.values()])
     over = int((lengths > cap).sum())
     if over:
@@ -168,19 +169,19 @@ def plan(
         resolved["distill"] = to_dict(cfg.distill) | {"teacher": teacher[0].id}
     if tower is not None:
         resolved["finetune"] = to_dict(cfg.finetune)
-    # what the result depends on: the resolved config but its labels (run.root, run.category,
-    # run.log, run.threads; see er_core.recipe), the dataset, the features, the code
-    identity = {k: v for k, v in resolved.items() if k != "run"} | {"method": cfg.run.method}
+    # what the result depends on: the config, the dataset, the features, the code. The run id
+    # keeps its first formula (the config without [run] but its method), so ids made before
+    # the recipe hash still match; the folder's recipe hash drops the labels er_core.recipe
+    # lists (seed, run.root, run.category, run.log, run.threads), as er-eval's groups do
     inputs = {
         "dataset": data.dataset.id,
         "features": {m: f.id for m, f in data.features.items()}
         | ({tuned: tower.key} if tower is not None else {}),
         "code": CODE_VERSION,
     }
+    identity = {k: v for k, v in resolved.items() if k != "run"} | {"method": cfg.run.method}
     run_id = content_id({"config": identity, **inputs})
-    recipe_hash = content_id(
-        {"config": {k: v for k, v in identity.items() if k != "seed"}, **inputs}
-    )
+    recipe_hash = content_id({"config": strip_labels(resolved), **inputs})
     folder = run_dir(
         cfg,
         data.dataset.dataset,
