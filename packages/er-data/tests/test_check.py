@@ -50,7 +50,7 @@ type = "regression"
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> DatasetManifest:
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     base = tmp_path_factory.mktemp("toy")
     (base / "data").mkdir()
@@ -212,7 +212,7 @@ def test_cli_readers_check_the_table(prepared, tmp_path: Path, cli) -> None:
 def test_a_damaged_earlier_output_is_not_reused(tmp_path: Path) -> None:
     """prepare finds its earlier output by id: a table edited since then is refused, not
     passed on as the result."""
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "utts.csv").write_text(CSV)

@@ -74,7 +74,7 @@ def test_validate_without_pyav_says_what_to_install(monkeypatch, capsys, tmp_pat
 def synth_root(tmp_path_factory) -> Path:
     pytest.importorskip("cv2")
     pytest.importorskip("av")
-    from er_data.synth import synth
+    from er_data.synthetic import synth
 
     return synth(tmp_path_factory.mktemp("s") / "meld", utterances=12, seed=1, quiet=True)
 

@@ -26,7 +26,7 @@ def test_config_validates(path):
 
 
 def test_example_works_on_the_data_it_describes(tmp_path):
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     root = tmp_path / "mine"
     root.mkdir()

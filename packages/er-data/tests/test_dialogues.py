@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from er_core import DatasetManifest, ErError
-from er_data.prepare import prepare
+from er_data.preparation import prepare
 
 MAPPING = """
 dataset = "toy"

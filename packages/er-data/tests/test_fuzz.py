@@ -18,7 +18,7 @@ from typing import Any
 
 from er_core import ErError
 from er_data import check_table
-from er_data.prepare import prepare
+from er_data.preparation import prepare
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

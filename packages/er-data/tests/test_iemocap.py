@@ -70,7 +70,7 @@ def write_iemocap(
 
 
 def run_prepare(root: Path, out: Path, **kwargs) -> DatasetManifest:
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     return prepare("iemocap", root, out=out, **kwargs)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from er_data import media
-from er_data.prepare import prepare
-from er_data.validate import validate
+from er_data.preparation import prepare
+from er_data.validation import validate
 
 av = pytest.importorskip("av")
 

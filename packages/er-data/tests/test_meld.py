@@ -101,7 +101,7 @@ def mutated(split: str, index: int, **changes: str) -> dict[str, list[dict[str, 
 
 
 def run_prepare(root: Path, out: Path, **kwargs) -> DatasetManifest:
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     return prepare("meld", root, out=out, **kwargs)
 

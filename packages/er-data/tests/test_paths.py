@@ -17,8 +17,8 @@ import pytest
 from er_core import DatasetManifest, ErError, FileRef, sha256_file
 from er_core.stream import encode
 from er_data import check_table
-from er_data.prepare import prepare
-from er_data.validate import validate
+from er_data.preparation import prepare
+from er_data.validation import validate
 
 CSV = """conv,line,utterance,label,fold,wav
 c1,0,Hi there.,neutral,train,audio/a.wav

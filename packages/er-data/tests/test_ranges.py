@@ -10,7 +10,7 @@ import pytest
 from er_core import ErError, UsageError, validate
 from er_data.adapters.iemocap import Options as IemocapOptions
 from er_data.adapters.table_mapping import Options as MappingOptions
-from er_data.synth import SynthOptions, synth
+from er_data.synthetic import SynthOptions, synth
 
 BAD_SYNTH = [
     "p_text=1.5",

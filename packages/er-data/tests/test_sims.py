@@ -79,7 +79,7 @@ def changed(index: int, col: str, value: str) -> list[list[str]]:
 
 
 def run_prepare(root: Path, out: Path, **kwargs) -> DatasetManifest:
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     return prepare("sims", root, out=out, **kwargs)
 

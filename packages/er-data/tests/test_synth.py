@@ -13,8 +13,8 @@ import pytest
 from er_core import ErError
 from er_data import synth_face
 from er_data.adapters.meld import CLIP_DIRS, EMOTIONS, FILES
-from er_data.prepare import prepare
-from er_data.synth import CSV_COLUMNS, synth
+from er_data.preparation import prepare
+from er_data.synthetic import CSV_COLUMNS, synth
 
 cv2 = pytest.importorskip("cv2")
 CASCADE = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"

@@ -1,6 +1,6 @@
 """The generic `table` adapter: a TOML mapping over CSV, TSV, Parquet or JSON-lines data.
 
-Every test writes its data and mapping into tmp_path and goes through `er_data.prepare.prepare`
+Every test writes its data and mapping into tmp_path and goes through `er_data.preparation.prepare`
 (or the real CLI), as a user would.
 """
 
@@ -89,7 +89,7 @@ def write_mapping(path: Path, text: str | None = None, *, file="utts.csv", extra
 
 
 def run(root: Path, mapping: Path, out: Path, **kwargs) -> DatasetManifest:
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     return prepare("table", root, configs=[str(mapping)], out=out, **kwargs)
 
@@ -509,7 +509,7 @@ def write_meld(root: Path) -> Path:
 
 
 def same_as_meld(root: Path, tmp_path: Path) -> tuple[DatasetManifest, DatasetManifest]:
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     mapping = REPO / "configs" / "data" / "meld-table.toml"
     a = prepare("meld", root, out=tmp_path / "a")

@@ -14,7 +14,7 @@ import pytest
 from er_core import ErError
 from er_data import check_table
 from er_data.adapters import speakers
-from er_data.prepare import prepare
+from er_data.preparation import prepare
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

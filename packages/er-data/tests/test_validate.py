@@ -10,10 +10,10 @@ import pytest
 from er_core import DatasetManifest, ErError, FileRef, TaskInfo, sha256_file
 from er_core.stream import encode
 from er_data import media
-from er_data.prepare import prepare
-from er_data.synth import synth
+from er_data.preparation import prepare
+from er_data.synthetic import synth
 from er_data.table import finish
-from er_data.validate import validate
+from er_data.validation import validate
 
 av = pytest.importorskip("av")
 

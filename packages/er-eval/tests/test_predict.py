@@ -149,7 +149,7 @@ def import_npz(dataset: bytes, modality: str, ids: list[str], x: np.ndarray, src
 
 
 def build(root: Path, name: str, n_dialogues: int, seed: int, dims=DIMS) -> Data:
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     (root / "data").mkdir(parents=True)
     _csv(root / "data" / "utterances.csv", n_dialogues, seed)
@@ -210,7 +210,7 @@ def world(tmp_path_factory) -> World:
 
 
 def predict(stream: Path, run: Path | str, out: Path, **kw) -> PredictionManifest:
-    from er_eval.predict import predict as run_predict
+    from er_eval.prediction import predict as run_predict
 
     return run_predict(read_stream([str(stream)]), run, out=out, **kw)
 

@@ -116,7 +116,7 @@ def test_import_and_cache_verify_show_progress(monkeypatch, capsys, synth_datase
 @pytest.fixture
 def no_text_dataset(tmp_path) -> Path:
     """A dataset mapped without columns.text (its features would be imported), as a stream."""
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     root = tmp_path / "data"
     root.mkdir()

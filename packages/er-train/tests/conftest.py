@@ -145,7 +145,7 @@ def build_toy(
 ) -> Toy:
     """Write the CSV and mapping (plus `mapping`, more TOML), prepare, import NPZ features."""
     from er_core.stream import encode
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     dims = dims or DIMS
     data = root / "data"

@@ -54,7 +54,7 @@ AROUND = TextConfig(context_before=1, context_after=1, pooling="last", normalize
 @pytest.fixture(scope="module")
 def talk(tmp_path_factory) -> DatasetManifest:
     """5 dialogues of 3-6 turns, words of the tiny vocabulary, rows shuffled; two empty texts."""
-    from er_data.prepare import prepare
+    from er_data.preparation import prepare
 
     root = tmp_path_factory.mktemp("talk")
     rng = np.random.default_rng(0)

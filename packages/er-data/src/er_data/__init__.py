@@ -12,16 +12,22 @@ __all__ = ["__version__", "check_table", "prepare", "stats", "synth", "validate"
 
 _LAZY = {
     "check_table": "er_data.check",
-    "prepare": "er_data.prepare",
-    "stats": "er_data.stats",
-    "synth": "er_data.synth",
-    "validate": "er_data.validate",
+    "prepare": "er_data.preparation",
+    "stats": "er_data.table_stats",
+    "synth": "er_data.synthetic",
+    "validate": "er_data.validation",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    if name not in _LAZY:
+        raise AttributeError(f"module 'er_data' has no attribute {name!r}")
+    from importlib import import_module
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(name)
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__ and return this same object
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

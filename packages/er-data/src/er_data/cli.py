@@ -66,7 +66,7 @@ def prepare(
     """
     from er_core import write_stream
 
-    from er_data.prepare import prepare as run_prepare
+    from er_data.preparation import prepare as run_prepare
 
     manifest = run_prepare(
         adapter,
@@ -97,7 +97,7 @@ def stats(
     """
     from er_core import DatasetManifest, UsageError, find, read_stream, write_stream
 
-    from er_data.stats import render, stats_frame
+    from er_data.table_stats import render, stats_frame
 
     if format_ not in ("table", "json", "csv"):
         raise UsageError(f"unknown --format '{format_}'", hint="use table, json or csv")
@@ -125,7 +125,7 @@ def validate(
     """
     from er_core import DatasetManifest, ErError, find, read_stream, warn, write_stream
 
-    from er_data.validate import validate as run_validate
+    from er_data.validation import validate as run_validate
 
     envelopes = read_stream(inputs or [])
     issues = run_validate(find(envelopes, DatasetManifest), quiet=quiet)
@@ -160,7 +160,7 @@ def synth(
     Each modality carries part of the label signal, with noise, so fusing them beats any one.
     For tests and demos only. Example: er-data synth --out demo/data && er-data prepare meld --root demo/data
     """
-    from er_data.synth import synth as run_synth
+    from er_data.synthetic import synth as run_synth
 
     run_synth(
         out, layout=layout, utterances=utterances, seed=seed, overrides=set_ or [], quiet=quiet

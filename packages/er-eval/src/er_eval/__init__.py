@@ -24,7 +24,7 @@ _LAZY = {
     "plot_curves": "er_eval.plots",
     "plot_ablation": "er_eval.plots",
     "write_report": "er_eval.report",
-    "predict": "er_eval.predict",
+    "predict": "er_eval.prediction",
     "flatten_runs": "er_eval.runs_table",
     "group_runs": "er_eval.grouping",
     "run_recipe": "er_eval.grouping",

@@ -1,4 +1,4 @@
-"""`er-eval predict`: a thin command over er_eval.predict (torch is imported only when it runs)."""
+"""`er-eval predict`: a thin command over er_eval.prediction (torch is imported only when it runs)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def predict(
     """
     from er_core import read_stream, set_threads, write_stream
 
-    from er_eval.predict import check_device
-    from er_eval.predict import predict as run_predict
+    from er_eval.prediction import check_device
+    from er_eval.prediction import predict as run_predict
 
     check_device(device)
     set_threads(threads)

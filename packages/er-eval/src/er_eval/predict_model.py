@@ -1,7 +1,7 @@
 """The torch half of `er-eval predict`: rebuild a run's network with er-models, load its checked
 weights, and run it over a table in the batches er-train uses (er_models.layout).
 
-Imported only by `er_eval.predict.predict` when a model has to run: er-eval's other commands,
+Imported only by `er_eval.prediction.predict` when a model has to run: er-eval's other commands,
 and this module's importers, never need torch.
 """
 
