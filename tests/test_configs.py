@@ -57,7 +57,7 @@ def _network(files, tasks: dict[str, int]):
 
 @pytest.mark.parametrize("path", [p for p in FILES if p.parent.name == "encoders"], ids=_ids)
 def test_encoder_config(path):
-    from er_features.extract import ExtractConfig
+    from er_features.extraction import ExtractConfig
 
     cfg = load_config(ExtractConfig, [path])
     assert cfg.modality in ("text", "audio", "video") and cfg.encoder

@@ -151,7 +151,7 @@ def test_batched_vs_naive_loop(benchmark, meld_dev, tmp_path):
 
 def test_warm_cache_vs_cold(benchmark, meld_dev, tmp_path):
     import torch
-    from er_features.extract import ExtractConfig, extract
+    from er_features.extraction import ExtractConfig, extract
 
     torch.set_num_threads(THREADS)
     _, ds = meld_dev
@@ -175,7 +175,7 @@ PEAK_RSS = """
 import io, json, resource, sys, torch
 from pathlib import Path
 from er_core.stream import read_stream
-from er_features.extract import ExtractConfig, extract
+from er_features.extraction import ExtractConfig, extract
 torch.set_num_threads(2)
 envs = read_stream([sys.argv[1]])
 cfg = ExtractConfig(modality="text", encoder="minilm")

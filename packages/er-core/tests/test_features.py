@@ -13,6 +13,7 @@ from er_core import (
     FileRef,
     aligned_features,
     load_features,
+    to_envelopes,
     write_tensors,
 )
 from er_core.features import INDEX_IDS
@@ -82,3 +83,24 @@ def test_aligned_checks_dataset_and_ids(tmp_path):
     other = DatasetManifest(id="e" * 64, dataset="x", task="emotion", table=ds.table)
     with pytest.raises(ErError, match="another dataset table"):
         aligned_features(m, other, IDS)
+
+
+def test_aligned_takes_envelopes_and_names_a_wrong_argument(tmp_path):
+    """What read_stream returns is accepted as it is; a whole stream, a message of another kind
+    or non-string ids is one ErError saying what to pass, never an AttributeError."""
+    ds, m, _, _ = build(tmp_path)
+    envs = to_envelopes([ds, m])
+    assert aligned_features(envs[1], envs[0], IDS).ids == IDS
+    assert load_features(envs[1]).ids == IDS
+    with pytest.raises(ErError, match="`manifest` must be a FeatureManifest, not a list of 2") as e:
+        aligned_features(envs, ds, IDS)
+    assert "er_core.find(er_core.read_messages(PATH), FeatureManifest)" in e.value.hint
+    with pytest.raises(ErError, match="`dataset` must be a DatasetManifest, not an Envelope"):
+        aligned_features(m, envs[1], IDS)
+    with pytest.raises(
+        ErError, match="`manifest` must be a FeatureManifest, not a DatasetManifest"
+    ):
+        load_features(ds)
+    for bad in ("train/dia0_utt0", [1, 2], 7):
+        with pytest.raises(ErError, match="`ids` must be the table's utterance ids"):
+            aligned_features(m, ds, bad)

@@ -12,7 +12,9 @@ from er_core import (
     FileRef,
     UsageError,
     find,
+    read_messages,
     read_stream,
+    to_envelopes,
     write_stream,
 )
 from er_core.stream import encode
@@ -147,3 +149,26 @@ def test_write_stream_appends_new_messages():
     assert lines[0] == FUTURE
     assert msgspec.json.decode(lines[1], type=DatasetManifest) == manifest()
     assert lines[2:] == [b""]  # every line ends in a newline, nothing else follows
+
+
+def test_read_messages_and_find_take_what_a_script_holds(tmp_path):
+    """A path, read_stream's list, messages or message dicts all give the same messages, so
+    `find` works on each; unknown kinds are left out of the messages."""
+    m = manifest()
+    p = tmp_path / "in.ndjson"
+    p.write_bytes(FUTURE + b"\n" + encode(m) + b"\n")
+    envs = read_stream([str(p)])
+    as_dict = msgspec.json.decode(encode(m))
+    for held in (str(p), p, envs, [m], as_dict, envs[1], p.read_bytes()):
+        assert read_messages(held) == [m]
+        assert find(held, DatasetManifest) == m
+    assert [e.raw for e in to_envelopes(envs)] == [e.raw for e in envs]  # passed on byte for byte
+
+
+@pytest.mark.parametrize("wrong", [3, None, {1, 2}, object()])
+def test_read_messages_names_a_wrong_argument(wrong):
+    with pytest.raises(
+        ErError, match=f"cannot read messages from a value of type {type(wrong).__name__}"
+    ) as e:
+        read_messages(wrong)
+    assert "stream file's path" in e.value.hint

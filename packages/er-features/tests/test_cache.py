@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from er_core import read_stream
 from er_features import cache as fcache
-from er_features.extract import ExtractConfig, extract
+from er_features.extraction import ExtractConfig, extract
 from er_features.verify import verify
 
 

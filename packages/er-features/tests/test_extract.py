@@ -20,8 +20,8 @@ from er_core import (
     read_stream,
     sha256_file,
 )
-from er_features import extract as extract_mod
-from er_features.extract import ExtractConfig, extract
+from er_features import extraction as extract_mod
+from er_features.extraction import ExtractConfig, extract
 from er_features.merge import merge
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from er_core import ErError, load_features, read_stream
-from er_features.extract import ExtractConfig, extract
+from er_features.extraction import ExtractConfig, extract
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 from er_core import ErError, load_features, read_stream
 from er_features import cache as fcache
 from er_features.base import FLAG_NONFINITE, Encoded
-from er_features.extract import ExtractConfig, extract
+from er_features.extraction import ExtractConfig, extract
 from er_features.verify import verify
 
 

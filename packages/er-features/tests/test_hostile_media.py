@@ -19,7 +19,7 @@ from er_core import ErError, load_features, read_stream, sha256_file
 from er_features import once
 from er_features.audio_io import AudioProblem, load_audio
 from er_features.base import FLAG_BAD_MEDIA
-from er_features.extract import ExtractConfig, extract
+from er_features.extraction import ExtractConfig, extract
 
 SR = 16000
 

@@ -71,7 +71,7 @@ def test_distillation_changes_training_and_no_distillation_is_plain(
 
 
 def test_init_from_the_teacher_text_projection(toy, train_run, teacher, tmp_path, monkeypatch):
-    import er_train.train as train_mod
+    import er_train.training as train_mod
 
     t, _ = teacher
     captured = {}

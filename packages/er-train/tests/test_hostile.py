@@ -276,7 +276,7 @@ def test_huge_features_diverge_loudly(tmp_path, toy, import_npz_features, train_
 
 def test_non_finite_dev_predictions_stop_the_run(tmp_path, toy, train_run, monkeypatch):
     """Weights that go NaN in the last step of an epoch show first in its dev pass."""
-    import er_train.train as train_mod
+    import er_train.training as train_mod
 
     real = train_mod.predict
 

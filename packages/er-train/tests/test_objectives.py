@@ -28,7 +28,7 @@ def test_dev_and_test_passes_leave_pools_and_prototypes_untouched(
 ):
     import er_train.finish as finish_mod
     import er_train.loop as loop_mod
-    import er_train.train as train_mod
+    import er_train.training as train_mod
 
     real = loop_mod.predict
     checked: list[bool] = []

@@ -105,7 +105,7 @@ def extracted(talk, bert, cfg: TextConfig, root: Path):
     """er-features' cached features of every table row (features, flags), extracted here."""
     from er_core import load_features
     from er_core.stream import Envelope, encode
-    from er_features.extract import ExtractConfig, extract
+    from er_features.extraction import ExtractConfig, extract
 
     env = Envelope(raw=encode(talk), kind="dataset", message=talk)
     xcfg = ExtractConfig(modality="text", encoder=str(bert), text=cfg)

@@ -94,7 +94,7 @@ def test_manifest_is_appended_after_the_upstream_lines(tmp_path, toy, fast_confi
 
 
 def test_cli_matches_the_function(tmp_path, toy, fast_config, cli, train_run):
-    """The CLI (a file argument, another process) trains exactly what er_train.train.train
+    """The CLI (a file argument, another process) trains exactly what er_train.training.train
     does in this one: same run id, weights and metrics."""
     code, out, err = cli(toy.stream, "-c", fast_config, "--runs", tmp_path / "a", "--quiet")
     assert code == 0, err
@@ -170,7 +170,7 @@ def test_moving_the_runs_root_keeps_the_run_usable(tmp_path, toy, train_run, mon
     assert link.is_file() and sha256_file(link) == first.weights.sha256  # the link still resolves
     # re-running the step on the moved root finds the run: nothing is trained, and every path
     # the returned manifest names is there
-    import er_train.train as tr
+    import er_train.training as tr
 
     monkeypatch.setattr(tr, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
     again = train_run(toy.stream, tmp_path / "new")
@@ -219,7 +219,7 @@ def test_an_identical_rerun_is_a_noop(trained, toy, train_run, monkeypatch):
     folder = Path(m.run_dir)
     stamps = {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()}
     import er_train.finish as fin
-    import er_train.train as tr
+    import er_train.training as tr
 
     monkeypatch.setattr(tr, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr(tr, "predict", lambda *a, **k: pytest.fail("evaluated again"))
@@ -292,7 +292,7 @@ def test_killed_while_finishing_completes_without_training(tmp_path, toy, train_
     other = train_run(toy.stream, tmp_path / "runs", "train.lr=0.02")
     assert other.run_dir != first.run_dir
     assert {p.name: p.lstat().st_mtime_ns for p in folder.iterdir()} == stamps
-    import er_train.train as tr
+    import er_train.training as tr
 
     monkeypatch.setattr(tr, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
     again = train_run(toy.stream, tmp_path / "runs")

@@ -48,7 +48,14 @@ from er_core.ranges import (
     check_options,
 )
 from er_core.recipe import differing, flatten, recipe
-from er_core.stream import Envelope, find, read_stream, write_stream
+from er_core.stream import (
+    Envelope,
+    find,
+    read_messages,
+    read_stream,
+    to_envelopes,
+    write_stream,
+)
 from er_core.tensors import read_tensors, write_tensors
 from er_core.threads import default_threads, set_threads
 
@@ -114,6 +121,7 @@ __all__ = [
     "per_class_precision",
     "per_class_recall",
     "read_index",
+    "read_messages",
     "read_stream",
     "read_tensors",
     "recipe",
@@ -126,6 +134,7 @@ __all__ = [
     "sha256_file",
     "support",
     "to_dict",
+    "to_envelopes",
     "validate",
     "version_option",
     "versions",

@@ -6,12 +6,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from er_core.errors import ErError
 from er_core.files import sha256_file
-from er_core.messages import DatasetManifest, FeatureManifest, FileRef
+from er_core.messages import DatasetManifest, FeatureManifest, FileRef, Message
+from er_core.stream import Envelope, to_envelopes
+
+M = TypeVar("M", bound=Message)
 
 INDEX_IDS = "er.ids"
 
@@ -56,10 +60,43 @@ def read_index(ref: FileRef, verify: bool = True) -> tuple[list[str], dict[str, 
     return ids, arrays
 
 
+def _describe(obj: Any) -> str:
+    if isinstance(obj, Envelope):
+        return f"an Envelope holding a '{obj.kind}' message"
+    if isinstance(obj, Message):
+        return f"a {type(obj).__name__}"
+    if isinstance(obj, (list, tuple)):
+        return f"a {type(obj).__name__} of {len(obj)} (a whole stream?)"
+    return f"a {type(obj).__name__}"
+
+
+def as_message(obj: Any, cls: type[M], name: str) -> M:
+    """`obj` as a `cls` message: the message itself, or the Envelope or dict holding one.
+
+    Anything else (a whole stream, a message of another kind) is one ErError saying what to
+    pass: these readers are called from scripts, where an AttributeError on `.dataset` or
+    `.table` says nothing about the fix.
+    """
+    if isinstance(obj, cls):
+        return obj
+    if isinstance(obj, (Envelope, dict)):
+        (env,) = to_envelopes(obj, name)
+        if isinstance(env.message, cls):
+            return env.message
+    raise ErError(
+        f"`{name}` must be a {cls.__name__}, not {_describe(obj)}",
+        at=name,
+        hint=f"pick it from the stream: er_core.find(er_core.read_messages(PATH), {cls.__name__})",
+    )
+
+
 def load_features(manifest: FeatureManifest, verify: bool = True) -> FeatureSet:
-    """Gather every covered utterance's features from the manifest's shards (hash-checked)."""
+    """Gather every covered utterance's features from the manifest's shards (hash-checked).
+
+    `manifest` may also be the Envelope (or dict) holding the FeatureManifest."""
     from safetensors import safe_open
 
+    manifest = as_message(manifest, FeatureManifest, "manifest")
     ids, index = read_index(manifest.index, verify)
     n = len(ids)
     features = np.zeros((n, manifest.dim), np.float32)
@@ -77,6 +114,20 @@ def load_features(manifest: FeatureManifest, verify: bool = True) -> FeatureSet:
     return FeatureSet(ids=ids, features=features, flags=index["flags"].copy(), extras=extras)
 
 
+def _id_list(ids: Any) -> list[str]:
+    try:
+        listed = None if isinstance(ids, (str, bytes)) else list(ids)
+    except TypeError:  # not iterable
+        listed = None
+    if listed is None or not all(isinstance(u, str) for u in listed):
+        raise ErError(
+            "`ids` must be the table's utterance ids, a sequence of str",
+            at="ids",
+            hint="pass the table's id column, e.g. er_data.load_table(dataset)['id']",
+        )
+    return listed
+
+
 def aligned_features(
     manifest: FeatureManifest, dataset: DatasetManifest, ids: Sequence[str]
 ) -> FeatureSet:
@@ -84,7 +135,12 @@ def aligned_features(
 
     Features made for another table, or whose utterance ids differ from the table's, are a
     clear error: silently misaligned features are the worst kind of wrong result.
+    `manifest` and `dataset` may be the messages or the Envelopes `read_stream` returns; the
+    ids are the table's `id` column (er_data.load_table(dataset)["id"]).
     """
+    manifest = as_message(manifest, FeatureManifest, "manifest")
+    dataset = as_message(dataset, DatasetManifest, "dataset")
+    ids = _id_list(ids)
     if manifest.dataset != dataset.id or manifest.table_sha256 != dataset.table.sha256:
         raise ErError(
             f"{manifest.modality} features ({manifest.encoder}) were made for another dataset table",

@@ -184,8 +184,9 @@ class EvalManifest(Message, frozen=True, kw_only=True, tag="eval"):
 class PredictionManifest(Message, frozen=True, kw_only=True, tag="predictions"):
     """Per-utterance predictions of a trained run on a dataset; written by `er-eval predict`.
 
-    `table` is a Parquet file: `id`, `split`, then per task `<task>` (predicted class name, or value)
-    and `<task>.p.<class>` (probabilities), in the dataset table's order.
+    `table` is a Parquet or CSV file (`er-eval predict --format`): `id`, `split`, then per task
+    `pred_<task>` (predicted class name, or value), `gold_<task>` (the gold class name, where the
+    table has labels) and `<task>.p.<class>` (probabilities), in the dataset table's order.
     """
 
     run: str  # id of the RunManifest whose weights predicted

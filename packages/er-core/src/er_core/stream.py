@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import msgspec
 
@@ -122,9 +122,48 @@ def read_stream(sources: Sequence[str], stdin: IO[bytes] | None = None) -> list[
     return out
 
 
-def find(envelopes: Sequence[Envelope], cls: type[M], *, required: bool = True) -> M | None:
-    """The last message of type `cls` in the stream (the most recent upstream step)."""
-    for env in reversed(envelopes):
+def to_envelopes(stream: Any, what: str = "stream") -> list[Envelope]:
+    """What a Python caller holds for a stream, as the envelopes `read_stream` returns.
+
+    Accepted: a stream file's path (str or Path: NDJSON, a tool's .json, or a .safetensors file
+    carrying its message), NDJSON bytes, read_stream's own list, messages, message dicts
+    (`json.loads` of a line), or a list mixing them. Anything else is one ErError naming the
+    type: a script that passes the wrong thing learns what to pass, instead of meeting an
+    AttributeError deep inside a tool.
+    """
+    if isinstance(stream, (str, Path)):
+        return read_stream([str(stream)])
+    if isinstance(stream, (bytes, bytearray)):
+        return list(_lines(bytes(stream), f"<{what}>"))
+    if isinstance(stream, Envelope):
+        return [stream]
+    if isinstance(stream, Message):
+        return [Envelope(encode(stream), stream.__struct_config__.tag or "", stream)]
+    if isinstance(stream, dict):
+        return [decode_line(_encoder.encode(stream), f"<{what}>")]
+    if isinstance(stream, (list, tuple)):
+        return [env for item in stream for env in to_envelopes(item, what)]
+    raise ErError(
+        f"{what}: cannot read messages from a value of type {type(stream).__name__}",
+        at=what,
+        hint="pass a stream file's path, read_stream's list, or er_core messages",
+    )
+
+
+def read_messages(stream: Any) -> list[Message]:
+    """The decoded messages of a stream, in order (see `to_envelopes` for what `stream` may be).
+
+    The Python face of a pipe: `read_messages("feats.ndjson")` gives the DatasetManifest and
+    FeatureManifests that `find` picks from. Kinds this version does not know are left out.
+    """
+    return [env.message for env in to_envelopes(stream) if env.message is not None]
+
+
+def find(envelopes: Any, cls: type[M], *, required: bool = True) -> M | None:
+    """The last message of type `cls` in the stream (the most recent upstream step).
+
+    `envelopes` is read_stream's list, or anything `to_envelopes` takes (a path, messages)."""
+    for env in reversed(to_envelopes(envelopes, "find")):
         if isinstance(env.message, cls):
             return env.message
     if required:

@@ -1,30 +1,36 @@
 """er-data: dataset adapters -> one canonical utterance table (Parquet) + a DatasetManifest.
 
-The public functions are imported lazily so `er-data --help` does not pay for polars.
+The Python API (see the README's "Python API"): `prepare` writes a dataset's table and returns
+its manifest, `load_table` reads the table back (checked), `stats` counts classes per split,
+`validate` decodes every media file, `synth` writes a synthetic dataset, `check_table` is the
+one table check every reader calls. Each name is imported lazily, so `er-data --help` does not
+pay for polars, and cached on first use, so every lookup returns the same object.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "check_table", "prepare", "stats", "synth", "validate"]
 
+# public name -> (module, attribute)
 _LAZY = {
-    "check_table": "er_data.check",
-    "prepare": "er_data.preparation",
-    "stats": "er_data.table_stats",
-    "synth": "er_data.synthetic",
-    "validate": "er_data.validation",
+    "check_table": ("er_data.check", "check_table"),
+    "load_table": ("er_data.table", "load_table"),
+    "prepare": ("er_data.preparation", "prepare"),
+    "stats": ("er_data.table_stats", "stats_frame"),
+    "synth": ("er_data.synthetic", "synth"),
+    "validate": ("er_data.validation", "validate"),
 }
+__all__ = ["__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'er_data' has no attribute {name!r}")
-    from importlib import import_module
-
-    value = getattr(import_module(_LAZY[name]), name)
+    module, attr = _LAZY[name]
+    value = getattr(import_module(module), attr)
     globals()[name] = value  # later lookups skip __getattr__ and return this same object
     return value
 

