@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-BIN = Path(sys.executable).parent  # the environment's console scripts (er-data, ...)
-
-
-def sh(cmd: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        ["bash", "-o", "pipefail", "-c", cmd],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from er_testing.cli import sh
 
 
 @pytest.fixture(scope="module")

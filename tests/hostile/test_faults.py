@@ -13,8 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
-from .conftest import env1, sh
+from er_testing.cli import env1, sh
 
 
 @contextmanager

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
+from er_testing.cli import run_inprocess
+from er_testing.errors import assert_clean_outcome
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from .conftest import assert_clean_outcome, run_inprocess
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("ER_FUZZ_EXAMPLES", "150")),

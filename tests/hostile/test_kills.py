@@ -18,8 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from .conftest import env1
+from er_testing.cli import env1
 
 KILLS = {"prepare": 4, "extract": 5, "train": 7, "report": 4}  # 20 in all
 ROOT = Path(__file__).resolve().parents[2]

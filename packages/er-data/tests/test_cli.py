@@ -90,7 +90,7 @@ def test_help_lists_the_commands(cli):
 def test_adapters_lists_every_layout(cli):
     r = cli("adapters")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.decode().split() == ["iemocap", "meld", "sims", "table"]
+    assert r.stdout.decode().split() == ["files", "iemocap", "meld", "sims", "table"]
 
 
 def parse_table(text: str) -> dict[str, list[str]]:

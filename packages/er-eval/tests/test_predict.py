@@ -193,7 +193,7 @@ def world(tmp_path_factory) -> World:
     import torch
     from er_core import merge_sources, validate
     from er_train.config import TrainConfig
-    from er_train.train import train
+    from er_train.training import train
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("predict")
@@ -235,7 +235,7 @@ def test_reproduces_the_runs_own_predictions(name, world, tmp_path):
         assert probs.shape == tensors["emotion.probs"].shape
         np.testing.assert_allclose(probs, tensors["emotion.probs"], rtol=0, atol=1e-5)
         if "arousal" in run.tasks:
-            values = frame["arousal"].to_numpy()[rows]
+            values = frame["pred_arousal"].to_numpy()[rows]
             np.testing.assert_allclose(values, tensors["arousal.pred"], rtol=0, atol=1e-5)
 
 
@@ -254,14 +254,26 @@ def test_parquet_columns_and_manifest(world, tmp_path):
     m = predict(world.toy_stream, world.folder("gru"), tmp_path / "out")
     frame = pl.read_parquet(m.table.path)
     probs = [f"emotion.p.{c}" for c in CLASSES]
-    assert frame.columns == ["id", "split", "emotion", *probs, "arousal"]
-    assert frame.schema["emotion"] == pl.String and frame.schema["arousal"] == pl.Float32
+    assert frame.columns == [
+        "id",
+        "split",
+        "pred_emotion",
+        "gold_emotion",
+        *probs,
+        "pred_arousal",
+        "gold_arousal",
+    ]
+    assert frame.schema["pred_emotion"] == frame.schema["gold_emotion"] == pl.String
+    assert frame.schema["pred_arousal"] == pl.Float32
     p = frame.select(probs).to_numpy()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert (p >= 0).all()
-    assert frame["emotion"].to_list() == [CLASSES[i] for i in p.argmax(axis=1)]
+    assert frame["pred_emotion"].to_list() == [CLASSES[i] for i in p.argmax(axis=1)]
+    # gold: the table's class names and targets, row for row
+    assert frame["gold_emotion"].to_list() == world.toy.table["emotion_name"].to_list()
+    assert frame["gold_arousal"].to_list() == world.toy.table["arousal"].to_list()
     # the toy is learnable: the run's weights, not random ones, made these
-    acc = np.mean(frame["emotion"].to_numpy() == world.toy.table["emotion_name"].to_numpy())
+    acc = np.mean(frame["pred_emotion"].to_numpy() == frame["gold_emotion"].to_numpy())
     assert acc > 0.6
     assert (m.run, m.dataset, m.tasks, m.count) == (
         run.id,
@@ -303,7 +315,7 @@ def test_new_dataset_from_the_runs_encoder(world, fresh, tmp_path):
     assert frame["id"].to_list() == fresh.table["id"].to_list()
     assert m.count == fresh.table.height and m.dataset != run.dataset
     truth = fresh.table["emotion_name"].to_numpy()
-    assert np.mean(frame["emotion"].to_numpy() == truth) > 0.6  # chance: 0.25
+    assert np.mean(frame["pred_emotion"].to_numpy() == truth) > 0.6  # chance: 0.25
 
 
 def test_features_from_another_encoder_are_refused(world, fresh, tmp_path):
@@ -497,3 +509,90 @@ def test_cli_progress_on_stderr_and_quiet(world, tmp_path):
     q = python("predict", "--run", run, "-o", str(tmp_path / "b"), "-q", stdin=stdin)
     assert q.returncode == 0 and len(q.stdout.splitlines()) == len(r.stdout.splitlines())
     assert b"er-eval predict" not in q.stderr, q.stderr.decode()
+
+
+# --- CSV, new clips without labels, the run's encoders ------------------------------------
+
+
+def test_csv_holds_what_parquet_holds(world, tmp_path):
+    a = predict(world.toy_stream, world.folder("gru"), tmp_path / "out")
+    b = predict(world.toy_stream, world.folder("gru"), tmp_path / "out", format="csv")
+    assert b.id == a.id and Path(b.table.path).name == "predictions.csv"
+    assert Path(b.table.path).parent == Path(a.table.path).parent
+    assert b.table.sha256 == sha256_file(b.table.path)
+    parquet = pl.read_parquet(a.table.path)
+    text = pl.read_csv(b.table.path, infer_schema=False)  # every cell as written
+    assert text.columns == parquet.columns and text["id"].to_list() == parquet["id"].to_list()
+    # float32 written in its shortest form reads back as the same float32
+    for col in [c for c in parquet.columns if ".p." in c or c == "pred_arousal"]:
+        back = text[col].cast(pl.Float64).cast(pl.Float32)
+        assert back.to_list() == parquet[col].to_list(), col
+    assert text["pred_emotion"].to_list() == parquet["pred_emotion"].to_list()
+    before = os.stat(b.table.path).st_mtime_ns
+    again = predict(world.toy_stream, world.folder("gru"), tmp_path / "out", format="csv")
+    assert again == b and os.stat(b.table.path).st_mtime_ns == before  # reused
+    with pytest.raises(ErError, match="unknown --format 'xlsx'"):
+        predict(world.toy_stream, world.folder("gru"), tmp_path / "out", format="xlsx")
+
+
+def test_unlabelled_clips_take_the_runs_classes(world, tmp_path):
+    """A table from `er-data prepare files` (no labels, one task without classes) is predicted
+    with the run's classes, and has no gold column."""
+    from er_data.preparation import prepare
+
+    truth = [1, 3, 0, 2, 1, 2]
+    texts = [f"clip {i}" for i in range(len(truth))]
+    sets = ["text=[" + ", ".join(f'"{t}"' for t in texts) + "]"]
+    ds = prepare("files", tmp_path, overrides=sets, out=tmp_path / "out", quiet=True)
+    line = encode(ds)
+    ids = pl.read_parquet(ds.table.path)["id"].to_list()
+    run = world.runs["none"]
+    feats = [
+        retag(
+            import_npz(
+                line, m, ids, planted(np.array(truth), DIMS[m], 3.0, k, 99), tmp_path / f"{m}.npz"
+            ),
+            cache_key=run.encoder_keys[m],
+        )
+        for k, m in enumerate(["text", "audio"])
+    ]
+    stream = tmp_path / "s.ndjson"
+    stream.write_bytes(b"".join(x + b"\n" for x in [line, *feats]))
+    m = predict(stream, world.folder("none"), tmp_path / "o", format="csv")
+    frame = pl.read_csv(m.table.path)
+    probs = [f"emotion.p.{c}" for c in CLASSES]
+    assert frame.columns == ["id", "split", "pred_emotion", *probs]  # no gold_emotion
+    assert frame["id"].to_list() == ["u1", "u2", "u3", "u4", "u5", "u6"]
+    assert set(frame["split"]) == {"test"}
+    np.testing.assert_allclose(frame.select(probs).to_numpy().sum(axis=1), 1.0, atol=1e-5)
+    hits = np.mean(frame["pred_emotion"].to_numpy() == np.array(CLASSES)[truth])
+    assert hits > 0.6, frame  # the run's classes, in the run's order
+
+
+def test_print_encoders(world, tmp_path):
+    folder = copy_run(world, "none", tmp_path / "run")
+    run = msgspec.json.decode((folder / "run.json").read_bytes(), type=RunManifest)
+    named = {"text": "minilm", "audio": "whisper-tiny.en"}
+    (folder / "run.json").write_bytes(
+        msgspec.json.encode(msgspec.structs.replace(run, encoders=named))
+    )
+    r = python("predict", "--run", str(folder), "--print-encoders")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().splitlines() == ["text\tminilm", "audio\twhisper-tiny.en"]
+    # the toy run's features were imported: nothing to extract new clips with
+    bad = python("predict", "--run", str(world.folder("none")), "--print-encoders")
+    err, hint = two_lines(bad.stderr)
+    assert bad.returncode == 1 and "text features were imported" in err and "import" in hint
+
+
+def test_cli_format(world, tmp_path):
+    stdin = world.toy_stream.read_bytes()
+    run = str(world.folder("none"))
+    r = python("predict", "--run", run, "-o", str(tmp_path), "--format", "csv", "-q", stdin=stdin)
+    assert r.returncode == 0, r.stderr.decode()
+    m = decode_line(r.stdout.splitlines()[-1], "<stdout>").message
+    assert isinstance(m, PredictionManifest) and m.table.path.endswith("predictions.csv")
+    rows = list(csv.DictReader(io.StringIO(Path(m.table.path).read_text())))
+    assert len(rows) == m.count and rows[0]["gold_emotion"] in CLASSES
+    bad = python("predict", "--run", run, "--format", "xlsx", stdin=stdin)
+    assert bad.returncode == 2 and "unknown --format 'xlsx'" in two_lines(bad.stderr)[0]

@@ -73,8 +73,16 @@ def check_table(manifest: DatasetManifest, *, verify_sha: bool = True) -> pl.Dat
     # a manifest that lists text promises every transcript; one that does not may be a dataset
     # mapped without columns.text (all text "") or a hand-made manifest: all or none
     transcripts = True if "text" in manifest.modalities else None
-    check(frame, tasks, table_file=str(path), labelled=manifest.task, transcripts=transcripts)
+    labelled = manifest.task if has_labels(tasks[manifest.task]) else None
+    check(frame, tasks, table_file=str(path), labelled=labelled, transcripts=transcripts)
     return frame
+
+
+def has_labels(info: TaskInfo) -> bool:
+    """False for a classification task without classes: an unlabelled table's (loose clips,
+    the `files` adapter), whose classes come from the run that predicts it. Such a table keeps
+    every row, each with a null label; any other task's table holds only its labelled rows."""
+    return info.type == "regression" or bool(info.classes)
 
 
 def check(

@@ -39,8 +39,19 @@ def root(version: Annotated[bool, version_option("er-data")] = False) -> None:
 
 @app.command()
 def prepare(
-    adapter: Annotated[str, typer.Argument(help="Dataset layout: meld, iemocap, sims or table.")],
-    root: Annotated[Path, typer.Option("--root", help="Folder that holds the dataset.")],
+    adapter: Annotated[
+        str, typer.Argument(help="Dataset layout: meld, iemocap, sims, table or files.")
+    ],
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Folder that holds the dataset (the same as --root).", show_default=False
+        ),
+    ] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Folder that holds the dataset.", show_default=False),
+    ] = None,
     task: Annotated[
         str | None, typer.Option("--task", help="Prediction target, e.g. emotion, sentiment.")
     ] = None,
@@ -58,22 +69,68 @@ def prepare(
             "(readers honour it) and part of the output's id.",
         ),
     ] = False,
+    text: Annotated[
+        list[str] | None,
+        typer.Option("--text", help="files: one utterance's transcript (repeat, in order)."),
+    ] = None,
+    audio: Annotated[
+        list[str] | None,
+        typer.Option("--audio", help="files: one utterance's audio file (repeat, in order)."),
+    ] = None,
+    video: Annotated[
+        list[str] | None,
+        typer.Option("--video", help="files: one utterance's video file (repeat, in order)."),
+    ] = None,
+    dialogue: Annotated[
+        str | None,
+        typer.Option(
+            "--dialogue", help="files: one dialogue of this name, the clips its turns in order."
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Write the utterance table and print its DatasetManifest.
 
     Example: er-data prepare meld --root datasets/MELD --task emotion > meld.json
-    """
-    from er_core import write_stream
 
+    New clips, no labels (for er-eval predict): er-data prepare files --text "I love it"
+    --video clip.mp4, or er-data prepare files FOLDER (one utterance per file stem).
+    """
+    from er_core import UsageError, write_stream
+
+    from er_data.adapters.files import named_clips, toml_string
     from er_data.preparation import prepare as run_prepare
 
+    sets = list(set_ or [])
+    if folder is not None and root is not None:
+        raise UsageError("the dataset folder is given twice", at="--root", hint="give it once")
+    root = root if root is not None else folder
+    named = bool(text or audio or video)
+    if (named or dialogue is not None) and adapter != "files":
+        raise UsageError(
+            "--text, --audio, --video and --dialogue are the files adapter's",
+            at="--text" if named else "--dialogue",
+            hint="er-data prepare files --text ... --audio ... --video ...",
+        )
+    if named:
+        if root is not None:
+            raise UsageError(
+                "clips are named and a folder is given", at="--root", hint="give one or the other"
+            )
+        root, clip_sets = named_clips(text or [], audio or [], video or [])
+        sets += clip_sets
+    if dialogue is not None:
+        sets.append(f"dialogue={toml_string(dialogue)}")
+    if root is None:
+        raise UsageError(
+            "no dataset folder", at="--root", hint=f"er-data prepare {adapter} --root FOLDER"
+        )
     manifest = run_prepare(
         adapter,
         root,
         task=task,
         configs=[str(c) for c in config or []],
-        overrides=set_ or [],
+        overrides=sets,
         out=out,
         follow_links=follow_links,
         quiet=quiet,

@@ -91,8 +91,10 @@ def prepare(
     # are renumbered before the rows of this task are kept, so a turn is the same for any task
     check.check_keys(loaded.frame)
     frame = check.renumber_turns(loaded.frame)
-    frame = frame.filter(pl.col(info_.column).is_not_null())  # rows labelled for this task
-    check.check(frame, loaded.tasks, labelled=opts.task, transcripts="text" in loaded.modalities)
+    labelled = opts.task if check.has_labels(info_) else None  # None: loose clips, no labels
+    if labelled:
+        frame = frame.filter(pl.col(info_.column).is_not_null())  # rows labelled for this task
+    check.check(frame, loaded.tasks, labelled=labelled, transcripts="text" in loaded.modalities)
     confine_media(root, frame, follow_links)
 
     inputs = {rel: sha256_file(root / rel) for rel in sources}

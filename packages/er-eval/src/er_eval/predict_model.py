@@ -1,5 +1,6 @@
-"""The torch half of `er-eval predict`: rebuild a run's network with er-models, load its checked
-weights, and run it over a table in the batches er-train uses (er_models.layout).
+"""The torch half of `er-eval predict`: the run's network with its checked weights
+(er_models.loading, shared with `er-eval export` and `load_run`), run over a table in the
+batches er-train uses (er_models.layout).
 
 Imported only by `er_eval.prediction.predict` when a model has to run: er-eval's other commands,
 and this module's importers, never need torch.
@@ -9,19 +10,15 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from er_core import ErError, Progress, RunManifest, sha256_file, warn
-
-if TYPE_CHECKING:
-    from er_models import ERModel, NetworkSpec
+from er_core import ErError, Progress, RunManifest, warn
 
 try:
     import torch
-    from er_models import build_model, run_network
     from er_models.layout import Groups, groups_by_split, make_layout, single_groups, speaker_slots
+    from er_models.loading import build_run
 except ImportError as e:  # er-models is the `predict` extra of er-eval
     raise ErError(
         f"er-eval predict needs er-models and torch ({e})",
@@ -29,55 +26,6 @@ except ImportError as e:  # er-models is the `predict` extra of er-eval
     ) from None
 
 SPLITS = ("train", "dev", "test")
-
-
-def rebuild(run: RunManifest, classes: dict[str, list[str]], at: str) -> NetworkSpec:
-    """The run's network (er_models.run_network), refused for runs that trained an encoder."""
-    method = run.config.get("run", {}).get("method", "F")
-    if method != "F":
-        raise ErError(
-            f"the run fine-tuned its text encoder (method {method}): its weights need the text, "
-            "not cached features",
-            at=at,
-            hint="use the run's own dev/test predictions (er-eval score), or a method F run",
-        )
-    return run_network(run, classes, at)
-
-
-def weights_path(run: RunManifest, folder: Path) -> Path:
-    """The run's weights file: beside run.json (a run folder that moved), else where it was."""
-    assert run.weights is not None
-    here = folder / Path(run.weights.path).name
-    return here if here.exists() else Path(run.weights.path)
-
-
-def load_weights(model: ERModel, run: RunManifest, folder: Path) -> None:
-    """Load the run's weights into `model` after checking the file's sha256 and every tensor."""
-    from safetensors.torch import load_file
-
-    assert run.weights is not None
-    path = weights_path(run, folder)
-    if not path.is_file():
-        raise ErError(
-            "the run's weights file is missing",
-            at=str(path),
-            hint="the runs folder lost its .store (weights live there, linked from the run)",
-        )
-    if sha256_file(path) != run.weights.sha256:
-        raise ErError(
-            "the weights file does not match the run's sha256",
-            at=str(path),
-            hint="the file changed after training; restore it, or train the run again",
-        )
-    from er_models.weights import load_state
-
-    load_state(
-        model,
-        load_file(str(path)),
-        str(path),
-        "the weights do not fit the rebuilt network",
-        "the run's weights and config disagree; train the run again",
-    )
 
 
 def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -119,11 +67,9 @@ def run_model(
     `feats` maps each of the run's modalities to (n, d) float32 in table order; `present` is
     (n, M) bool in the same modality order (False: a fallback row). Progress in utterances on
     stderr unless `quiet`."""
-    spec = rebuild(run, classes, str(folder / "run.json"))
     dev = torch.device(device)
-    model = build_model(spec)
-    load_weights(model, run, folder)
-    model.to(dev).eval()
+    model = build_run(run, folder, classes).to(dev)
+    spec = model.spec
     x = {m: torch.from_numpy(np.ascontiguousarray(feats[m])).to(dev) for m in spec.modalities}
     mask = torch.from_numpy(present).to(dev)
     cols = [table[c].to_numpy() for c in ("dialogue", "turn", "speaker")]

@@ -10,10 +10,17 @@ The input stream must hold, for each of the run's modalities, features from the 
 (the FeatureManifest's `cache_key` equals the run's `encoder_keys[modality]`) at the run's width,
 made for the stream's dataset. torch and er-models are imported only when the model runs.
 
-Output: `<out>/er-eval/<id[:12]>/predictions.parquet`, id = content id of (run, dataset,
-features), so re-running identical inputs reuses the file. Columns: `id`, `split`, then per task
-`<task>` (predicted class name, or the value) and `<task>.p.<class>` (probabilities, float32),
-in the table's row order.
+The table may be unlabelled (`er-data prepare files`: new clips, a task without classes): the
+classes are always the run's.
+
+Output: `<out>/er-eval/<id[:12]>/predictions.parquet` (or `predictions.csv` with
+`format="csv"`), id = content id of (run, dataset, features), so re-running identical inputs
+reuses the file. Columns, in the table's row order: `id`, `split`, then per task of the run
+`pred_<task>` (predicted class name, or the value), `gold_<task>` (the table's class name or
+value, only when the table has labels for that task: null in a row without one) and, for a
+classification, `<task>.p.<class>` (probabilities, float32, in the run's class order). The
+prefixes keep a prediction from ever sitting in a column named like the utterance table's label
+column, which holds a class index there.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from er_core import (
     FileRef,
     PredictionManifest,
     RunManifest,
+    TaskInfo,
     UsageError,
     aligned_features,
     atomic_path,
@@ -45,11 +53,15 @@ from er_core import (
     warn,
 )
 from er_data import check_table
+from er_data.check import has_labels, tasks_of
 
 from er_eval import __version__
 
 TOOL = f"er-eval {__version__}"
 PREDICTIONS_KEY = "er.predictions"  # er-train's prediction file metadata (its classes)
+FORMATS = ("parquet", "csv")
+# bumped when the file's columns change (2: pred_/gold_ columns), so an older file is not reused
+COLUMNS_VERSION = 2
 _run_decoder = msgspec.json.Decoder(RunManifest)
 
 
@@ -69,6 +81,24 @@ def load_run(path: str | Path) -> tuple[RunManifest, Path]:
     if run.status != "complete" or run.weights is None:
         raise ErError("the run has not finished (no weights)", at=str(file), hint=hint)
     return run, file.resolve().parent
+
+
+def run_encoders(run_path: str | Path) -> dict[str, str]:
+    """modality -> the encoder the run's features came from, as `er-features extract
+    --encoder` names it: what new data needs extracted before `predict` (tools/predict.sh asks
+    with `er-eval predict --print-encoders`). Imported features have no encoder to run again."""
+    run, folder = load_run(run_path)
+    out = {m: run.encoders.get(m, "") for m in run.modalities}
+    for m, enc in out.items():
+        if not enc or enc.startswith("import:"):
+            raise ErError(
+                f"the run's {m} features were imported ({enc or 'no encoder recorded'}), not "
+                "extracted: new clips cannot be encoded the same way",
+                at=str(folder / "run.json"),
+                hint=f"import {m} features for the new data with the same tool that made the "
+                "run's, then pipe them into er-eval predict",
+            )
+    return out
 
 
 def select_features(
@@ -143,7 +173,12 @@ def _features(fm: FeatureManifest, ds: DatasetManifest, ids: list[str]) -> tuple
 
 def prediction_id(run: RunManifest, ds: DatasetManifest, feats: dict[str, FeatureManifest]) -> str:
     return content_id(
-        {"run": run.id, "dataset": ds.id, "features": {m: f.id for m, f in feats.items()}}
+        {
+            "run": run.id,
+            "dataset": ds.id,
+            "features": {m: f.id for m, f in feats.items()},
+            "columns": COLUMNS_VERSION,
+        }
     )
 
 
@@ -154,19 +189,22 @@ def predict(
     out: str | Path = "er-out",
     device: str = "cpu",
     batch_size: int | None = None,
+    format: str = "parquet",
     quiet: bool = False,
 ) -> PredictionManifest:
-    """Predict every utterance of the stream's dataset with the run at `run_path` (module doc);
-    progress on stderr (er_core.Progress) unless `quiet`."""
+    """Predict every utterance of the stream's dataset with the run at `run_path` (module doc)
+    into a Parquet or CSV file (`format`); progress on stderr (er_core.Progress) unless `quiet`."""
+    if format not in FORMATS:
+        raise UsageError(f"unknown --format '{format}'", at="--format", hint="use parquet or csv")
     run, folder = load_run(run_path)
     ds = find(envelopes, DatasetManifest)
     manifests = select_features(envelopes, ds, run)
     classes = task_classes(run, folder)
     cid = prediction_id(run, ds, manifests)
-    path = Path(output_dir(str(out), "er-eval", cid)) / "predictions.parquet"
+    path = Path(output_dir(str(out), "er-eval", cid)) / f"predictions.{format}"
     table = check_table(ds)  # the one table check every reader shares (schema, ids, sha256)
     ids = table["id"].to_list()
-    if not _reusable(path, ids):
+    if not _reusable(path, ids, format):
         feats, present = {}, []
         for m, fm in manifests.items():
             feats[m], here = _features(fm, ds, ids)
@@ -177,9 +215,12 @@ def predict(
         outputs = run_model(
             run, folder, classes, table, feats, np.stack(present, 1), size, device, quiet=quiet
         )
-        frame = _frame(table, classes, outputs)
+        frame = _frame(table, tasks_of(ds), classes, outputs)
         with atomic_path(path) as tmp:
-            frame.write_parquet(tmp)
+            if format == "csv":
+                frame.write_csv(tmp)
+            else:
+                frame.write_parquet(tmp)
         if not quiet:
             info(f"er-eval predict: {len(ids)} utterances of {ds.dataset} -> {path}")
     elif not quiet:
@@ -197,11 +238,15 @@ def predict(
     )
 
 
-def _reusable(path: Path, ids: list[str]) -> bool:
+def _reusable(path: Path, ids: list[str], format: str) -> bool:
     if not path.is_file():
         return False
     try:
-        same = pl.read_parquet(path, columns=["id"])["id"].to_list() == ids
+        if format == "csv":  # every column read as text: an id like 007 stays itself
+            done = pl.read_csv(path, columns=["id"], infer_schema=False)
+        else:
+            done = pl.read_parquet(path, columns=["id"])
+        same = done["id"].to_list() == ids
     except Exception:  # polars raises several types for a damaged file
         same = False
     if not same:
@@ -210,18 +255,36 @@ def _reusable(path: Path, ids: list[str]) -> bool:
 
 
 def _frame(
-    table: pl.DataFrame, classes: dict[str, list[str]], outputs: dict[str, np.ndarray]
+    table: pl.DataFrame,
+    table_tasks: dict[str, TaskInfo],
+    classes: dict[str, list[str]],
+    outputs: dict[str, np.ndarray],
 ) -> pl.DataFrame:
     cols: dict[str, Any] = {"id": table["id"], "split": table["split"]}
     for task, names in classes.items():
         o = outputs[task]
-        if not names:
-            cols[task] = pl.Series(task, o, pl.Float32)
-            continue
-        cols[task] = pl.Series(task, np.asarray(names, dtype=object)[o.argmax(1)], pl.String)
+        if names:
+            pred = pl.Series(np.asarray(names, dtype=object)[o.argmax(1)], dtype=pl.String)
+        else:
+            pred = pl.Series(o, dtype=pl.Float32)
+        cols[f"pred_{task}"] = pred
+        gold = _gold(table, table_tasks.get(task))
+        if gold is not None:
+            cols[f"gold_{task}"] = gold
         for j, name in enumerate(names):
             cols[f"{task}.p.{name}"] = pl.Series(o[:, j], dtype=pl.Float32)
     return pl.DataFrame(cols)
+
+
+def _gold(table: pl.DataFrame, info: TaskInfo | None) -> pl.Series | None:
+    """The table's labels of a task (class names, or values), or None where the table has
+    none: the task is not the table's, or no row is labelled (new clips)."""
+    if info is None or not has_labels(info):
+        return None
+    col = f"{info.column}_name" if info.type == "classification" else info.column
+    if col not in table.columns or table[col].is_null().all():
+        return None
+    return table[col]
 
 
 def check_device(device: str) -> None:

@@ -8,12 +8,19 @@ from er_data.adapters.base import Adapter, Loaded
 
 
 def _registry() -> dict[str, Adapter]:
+    from er_data.adapters.files import Files
     from er_data.adapters.iemocap import Iemocap
     from er_data.adapters.meld import Meld
     from er_data.adapters.sims import Sims
     from er_data.adapters.table import Table
 
-    return {"meld": Meld(), "iemocap": Iemocap(), "sims": Sims(), "table": Table()}
+    return {
+        "meld": Meld(),
+        "iemocap": Iemocap(),
+        "sims": Sims(),
+        "table": Table(),
+        "files": Files(),
+    }
 
 
 def names() -> list[str]:
