@@ -15,7 +15,7 @@ work="$(mktemp -d /tmp/er-wheels.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 dist="$work/dist"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ER_PROGRESS_EVERY=60
-step() { echo "--- wheels: $*" >&2; }
+step() { echo "--- wheels $(date +%T): $*" >&2; }
 # pip here also reads local indexes from the machine's pip.conf; drop its notes about them
 quiet_pip() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 
