@@ -57,4 +57,4 @@ def test_set_writes_one_version_everywhere(copy):
     assert 'name = "er-train"' in text and '"er-models==0.2.0"' in text
     assert 'finetune = ["er-features==0.2.0"' in text
     # dev groups are not shipped: they stay unpinned
-    assert 'dev = ["er-data", "er-features"' in text
+    assert 'dev = ["er-testing[train]", "er-data", "er-features"' in text

@@ -131,7 +131,8 @@ def _tasks(ds: DatasetManifest, table: pl.DataFrame, names: list[str]) -> dict[s
             raise ErError(
                 f"task '{name}' has {col.null_count()} rows without a label",
                 at=f"{ds.table.path}:{info.column}",
-                hint="re-run er-data prepare; every row needs a label",
+                hint="training needs labelled data: an unlabelled table (er-data prepare files) "
+                "is for er-eval predict --run RUN; else re-run er-data prepare",
             )
         if info.type == "classification":
             target = torch.from_numpy(col.cast(pl.Int64).to_numpy().copy())
