@@ -48,6 +48,7 @@ from er_core.ranges import (
     check_options,
 )
 from er_core.recipe import differing, flatten, recipe
+from er_core.run_folder import PREDICTIONS_KEY, read_run, run_classes
 from er_core.stream import (
     Envelope,
     find,
@@ -63,6 +64,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KINDS",
+    "PREDICTIONS_KEY",
     "SCHEMA_VERSION",
     "Config",
     "DatasetManifest",
@@ -122,6 +124,7 @@ __all__ = [
     "per_class_recall",
     "read_index",
     "read_messages",
+    "read_run",
     "read_stream",
     "read_tensors",
     "recipe",
@@ -129,6 +132,7 @@ __all__ = [
     "require_finite",
     "require_float32_range",
     "run",
+    "run_classes",
     "set_threads",
     "sha256_bytes",
     "sha256_file",

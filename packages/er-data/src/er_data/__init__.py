@@ -9,8 +9,7 @@ pay for polars, and cached on first use, so every lookup returns the same object
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from er_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -26,14 +25,4 @@ _LAZY = {
 __all__ = ["__version__", *sorted(_LAZY)]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'er_data' has no attribute {name!r}")
-    module, attr = _LAZY[name]
-    value = getattr(import_module(module), attr)
-    globals()[name] = value  # later lookups skip __getattr__ and return this same object
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

@@ -6,8 +6,7 @@ Public names load lazily: `import er_eval` pulls in neither matplotlib, polars n
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from er_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -33,13 +32,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'er_eval' has no attribute {name!r}")
-    value = getattr(import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

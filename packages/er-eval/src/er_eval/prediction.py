@@ -25,12 +25,10 @@ column, which holds a class index there.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import polars as pl
 from er_core import (
@@ -49,6 +47,8 @@ from er_core import (
     find,
     info,
     output_dir,
+    read_run,
+    run_classes,
     sha256_file,
     warn,
 )
@@ -58,36 +58,16 @@ from er_data.check import has_labels, tasks_of
 from er_eval import __version__
 
 TOOL = f"er-eval {__version__}"
-PREDICTIONS_KEY = "er.predictions"  # er-train's prediction file metadata (its classes)
 FORMATS = ("parquet", "csv")
 # bumped when the file's columns change (2: pred_/gold_ columns), so an older file is not reused
 COLUMNS_VERSION = 2
-_run_decoder = msgspec.json.Decoder(RunManifest)
-
-
-def load_run(path: str | Path) -> tuple[RunManifest, Path]:
-    """The finished run a folder (or its run.json) holds, and the folder it is in now."""
-    p = Path(path)
-    file = p / "run.json" if p.is_dir() else p
-    hint = (
-        "name a finished er-train run folder (run.json is written when it finishes) or its run.json"
-    )
-    if not file.is_file():
-        raise ErError("no run.json there", at=str(file), hint=hint)
-    try:
-        run = _run_decoder.decode(file.read_bytes())
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise ErError(f"not a run manifest ({e})", at=str(file), hint=hint) from None
-    if run.status != "complete" or run.weights is None:
-        raise ErError("the run has not finished (no weights)", at=str(file), hint=hint)
-    return run, file.resolve().parent
 
 
 def run_encoders(run_path: str | Path) -> dict[str, str]:
     """modality -> the encoder the run's features came from, as `er-features extract
     --encoder` names it: what new data needs extracted before `predict` (tools/predict.sh asks
     with `er-eval predict --print-encoders`). Imported features have no encoder to run again."""
-    run, folder = load_run(run_path)
+    run, folder = read_run(run_path)
     out = {m: run.encoders.get(m, "") for m in run.modalities}
     for m, enc in out.items():
         if not enc or enc.startswith("import:"):
@@ -133,31 +113,6 @@ def select_features(
     return out
 
 
-def task_classes(run: RunManifest, folder: Path) -> dict[str, list[str]]:
-    """task -> class names ([] for regression), in the run's task order. A run.json older than
-    RunManifest.classes: read from its prediction files' metadata."""
-    tasks = run.tasks or [run.task]
-    classes = dict(run.classes)
-    for ref in run.predictions.values():
-        if all(t in classes for t in tasks):
-            break
-        p = folder / Path(ref.path).name
-        if p.is_file():
-            from safetensors import safe_open
-
-            with safe_open(str(p), framework="numpy") as f:
-                meta = json.loads((f.metadata() or {}).get(PREDICTIONS_KEY, "{}"))
-            classes = {**meta.get("classes", {}), **classes}
-    lacking = [t for t in tasks if t not in classes]
-    if lacking:
-        raise ErError(
-            f"the run does not name the classes of task {lacking[0]}",
-            at=str(folder / "run.json"),
-            hint="re-run er-train (its run.json then lists each task's classes)",
-        )
-    return {t: list(classes[t]) for t in tasks}
-
-
 def _features(fm: FeatureManifest, ds: DatasetManifest, ids: list[str]) -> tuple[np.ndarray, ...]:
     fs = aligned_features(fm, ds, ids)
     bad = ~np.isfinite(fs.features).all(axis=1)
@@ -196,10 +151,10 @@ def predict(
     into a Parquet or CSV file (`format`); progress on stderr (er_core.Progress) unless `quiet`."""
     if format not in FORMATS:
         raise UsageError(f"unknown --format '{format}'", at="--format", hint="use parquet or csv")
-    run, folder = load_run(run_path)
+    run, folder = read_run(run_path)
     ds = find(envelopes, DatasetManifest)
     manifests = select_features(envelopes, ds, run)
-    classes = task_classes(run, folder)
+    classes = run_classes(run, folder)
     cid = prediction_id(run, ds, manifests)
     path = Path(output_dir(str(out), "er-eval", cid)) / f"predictions.{format}"
     table = check_table(ds)  # the one table check every reader shares (schema, ids, sha256)

@@ -21,6 +21,7 @@ from typing import IO
 
 import numpy as np
 from er_core import (
+    PREDICTIONS_KEY,
     Envelope,
     ErError,
     EvalManifest,
@@ -32,7 +33,6 @@ from er_core import (
     warn,
 )
 
-PREDICTIONS_KEY = "er.predictions"  # the metadata key er-train writes (er_train.predictions)
 SPLITS = ("dev", "test")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import numpy as np
 from er_core import (
+    PREDICTIONS_KEY,
     EpochRecord,
     RunManifest,
     canonical_json,
@@ -18,8 +19,6 @@ from er_core import (
     write_bytes_atomic,
     write_tensors,
 )
-
-PREDICTIONS_KEY = "er.predictions"  # as er_train.predictions writes it
 
 
 def make_run(

@@ -5,8 +5,7 @@ The public names are imported lazily so `er-models --help` does not pay for torc
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from er_core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -60,13 +59,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'er_models' has no attribute {name!r}")
-    value = getattr(import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+__getattr__, __dir__ = lazy_exports(globals(), _LAZY)

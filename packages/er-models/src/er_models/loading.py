@@ -12,20 +12,15 @@ The run's files are read without torch; torch is imported when the network is bu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
-from er_core import ErError, RunManifest, sha256_file
+from er_core import ErError, RunManifest, read_run, run_classes, sha256_file
 
 if TYPE_CHECKING:
     from er_models.model import ERModel
     from er_models.spec import NetworkSpec
-
-PREDICTIONS_KEY = "er.predictions"  # er-train's prediction file metadata (holds the classes)
-_run_decoder = msgspec.json.Decoder(RunManifest)
 
 
 @dataclass
@@ -36,49 +31,6 @@ class LoadedRun:
     classes: dict[str, list[str]]  # task -> class names, in output order ([] for regression)
     manifest: RunManifest  # the run's run.json
     folder: Path  # the folder run.json is in now (it may have moved since training)
-
-
-def read_run(path: str | Path) -> tuple[RunManifest, Path]:
-    """The finished run a folder (or its run.json) holds, and the folder it is in now."""
-    p = Path(path)
-    file = p / "run.json" if p.is_dir() else p
-    hint = (
-        "name a finished er-train run folder (run.json is written when it finishes) or its run.json"
-    )
-    if not file.is_file():
-        raise ErError("no run.json there", at=str(file), hint=hint)
-    try:
-        run = _run_decoder.decode(file.read_bytes())
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
-        raise ErError(f"not a run manifest ({e})", at=str(file), hint=hint) from None
-    if run.status != "complete" or run.weights is None:
-        raise ErError("the run has not finished (no weights)", at=str(file), hint=hint)
-    return run, file.resolve().parent
-
-
-def run_classes(run: RunManifest, folder: Path) -> dict[str, list[str]]:
-    """task -> class names ([] for regression), in the run's task order. A run.json older than
-    RunManifest.classes: read from its prediction files' metadata."""
-    tasks = run.tasks or [run.task]
-    classes = dict(run.classes)
-    for ref in run.predictions.values():
-        if all(t in classes for t in tasks):
-            break
-        p = folder / Path(ref.path).name
-        if p.is_file():
-            from safetensors import safe_open
-
-            with safe_open(str(p), framework="numpy") as f:
-                meta = json.loads((f.metadata() or {}).get(PREDICTIONS_KEY, "{}"))
-            classes = {**meta.get("classes", {}), **classes}
-    lacking = [t for t in tasks if t not in classes]
-    if lacking:
-        raise ErError(
-            f"the run does not name the classes of task {lacking[0]}",
-            at=str(folder / "run.json"),
-            hint="re-run er-train (its run.json then lists each task's classes)",
-        )
-    return {t: list(classes[t]) for t in tasks}
 
 
 def rebuild(run: RunManifest, classes: dict[str, list[str]], at: str) -> NetworkSpec:

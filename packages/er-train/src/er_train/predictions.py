@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from er_core import FileRef, canonical_json, write_tensors
+from er_core import PREDICTIONS_KEY, FileRef, canonical_json, write_tensors
 
 from er_train.data import Data
 
-META_KEY = "er.predictions"
+META_KEY = PREDICTIONS_KEY  # er_core.run_folder reads it back
 
 
 def write_predictions(
