@@ -198,9 +198,10 @@ def test_shares_cut_each_global_batch_by_groups():
             out += [int(x) for x in table_rows[starts[g] : starts[g] + lengths[g]]]
         return out
 
+    batched = [order[b : b + batch_size] for b in range(0, order.size, batch_size)]
     for size in (1, 2, 3):
         for rank in range(size):
-            got = list(shares(split, order, batch_size, speakers, 4, w=World(rank, size)))
+            got = list(shares(split, batched, speakers, 4, w=World(rank, size)))
             assert len(got) == 3
             for b, share in enumerate(got):
                 batch = [int(g) for g in order[b * batch_size : (b + 1) * batch_size]]
@@ -213,12 +214,11 @@ def test_shares_cut_each_global_batch_by_groups():
                     assert (b, rank > 0) == (2, True)
                     assert share.batch.rows.tolist() == rows_of(batch[:1]) and share.weight == 0
             # skipping batches (a resumed epoch) gives the same tail
-            tail = list(shares(split, order, batch_size, speakers, 4, skip=1, w=World(rank, size)))
+            tail = list(shares(split, batched, speakers, 4, skip=1, w=World(rank, size)))
             assert [s.batch.rows.tolist() for s in tail] == [s.batch.rows.tolist() for s in got[1:]]
         # the shares of one batch, over the ranks, hold its rows once and weigh 1 in all
         per_rank = [
-            list(shares(split, order, batch_size, speakers, 4, w=World(r, size)))
-            for r in range(size)
+            list(shares(split, batched, speakers, 4, w=World(r, size))) for r in range(size)
         ]
         for b in range(3):
             real = [s[b] for s in per_rank if s[b].weight > 0]

@@ -49,6 +49,7 @@ CONTEXT = TextConfig(
     layers=2,
 )
 AROUND = TextConfig(context_before=1, context_after=1, pooling="last", normalize=True)
+TARGET = TextConfig(context_before=3, template="{before} [SEP] {target}", pooling="target")
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +140,16 @@ def train_steps(t: TextTower, steps: int = 4, lr: float = 0.05) -> None:
 
 
 @pytest.mark.parametrize("method", ["T", "L"])
-@pytest.mark.parametrize("cfg", [ALONE, CONTEXT, AROUND], ids=["alone", "context", "around"])
-def test_untouched_tower_gives_extracted_features(talk, ids, bert, cache, tmp_path, method, cfg):
+@pytest.mark.parametrize(
+    ("cfg", "frozen"),
+    [(ALONE, 0), (CONTEXT, 0), (AROUND, 0), (TARGET, 0), (TARGET, 1)],
+    ids=["alone", "context", "around", "target", "target-frozen"],
+)
+def test_untouched_tower_gives_extracted_features(
+    talk, ids, bert, cache, tmp_path, method, cfg, frozen
+):
     torch.manual_seed(0)
-    t = tower(bert, talk, ids, cache, method, cfg).eval()
+    t = tower(bert, talk, ids, cache, method, cfg, frozen_layers=frozen).eval()
     got = t.features(all_rows(t), chunk=5).numpy()  # other batches than er-features' own
     want, flags = extracted(talk, bert, cfg, tmp_path)
     np.testing.assert_allclose(got, want, atol=1e-5)
@@ -211,6 +218,32 @@ def test_full_finetune_trains_every_weight_and_reloads_exactly(talk, ids, bert, 
     assert not torch.equal(fresh.features(all_rows(fresh)), after)
     fresh.load_saved_state(saved)
     assert torch.equal(fresh.features(all_rows(fresh)), after)
+
+
+def test_frozen_layers_run_once_train_the_upper_layers_and_reload(talk, ids, bert, cache):
+    torch.manual_seed(0)
+    t = tower(bert, talk, ids, cache, "T", TARGET, frozen_layers=1)
+    lower = {n: p.detach().clone() for n, p in t.lower.named_parameters()}
+    calls = []
+    t.lower.register_forward_hook(lambda m, i, o: calls.append(1))
+    train_steps(t, lr=0.01)
+    assert len(calls) == 1  # every row's lower states computed in the first step, then kept
+    assert all(torch.equal(p, lower[n]) for n, p in t.lower.named_parameters())
+    saved = t.saved_state()
+    assert saved and all(k.startswith("encoder.layer.0.") for k in saved)  # the upper layer
+    after = t.features(all_rows(t))
+    fresh = tower(bert, talk, ids, cache, "T", TARGET, frozen_layers=1).eval()
+    assert fresh.key == t.key != tower(bert, talk, ids, cache, "T", TARGET).key
+    fresh.load_saved_state(saved)
+    torch.testing.assert_close(fresh.features(all_rows(fresh)), after, atol=1e-6, rtol=0)
+    lora = tower(bert, talk, ids, cache, "L", TARGET, frozen_layers=1)
+    assert len([p for p in lora.parameters() if p.requires_grad]) == 2 * 2  # upper layer only
+
+
+def test_frozen_layers_need_one_pooled_layer(talk, ids, bert, cache):
+    with pytest.raises(ErError, match="frozen_layers") as e:
+        tower(bert, talk, ids, cache, "L", CONTEXT, frozen_layers=1)
+    assert e.value.at == "$.finetune.frozen_layers" and "layers = 1" in e.value.hint
 
 
 def test_gradient_checkpointing_changes_nothing_but_memory(talk, ids, bert, cache):
@@ -311,6 +344,6 @@ def test_audio_encoder_folder_and_bad_method_are_refused(talk, ids, bert, cache,
         with pytest.raises(ValueError, match=f"'{method}'"):
             build_tower(FinetuneSection(encoder=str(bert)), method, talk, ids, cache=cache)
         with pytest.raises(ValueError):
-            TextTower(bert, ALONE, method, LoraSection(), [[2, 3]])
+            TextTower(None, method, LoraSection(), [])
     with pytest.raises(ErError, match="not in the dataset"):
         build_tower(FinetuneSection(encoder=str(bert)), "L", talk, [*ids, "nope"], cache=cache)

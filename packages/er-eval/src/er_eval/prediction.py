@@ -52,8 +52,7 @@ from er_core import (
     sha256_file,
     warn,
 )
-from er_data import check_table
-from er_data.check import has_labels, tasks_of
+from er_data import check_table, has_labels, tasks_of
 
 from er_eval import __version__
 

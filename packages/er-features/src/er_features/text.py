@@ -4,8 +4,9 @@ An utterance is encoded alone or inside its conversation: `context_before` previ
 `context_after` following turns, each rendered with `turn` ("{speaker}: {text}"), joined by
 `joiner`, and placed by `template` around the target. A template may hold `{mask}` (the
 tokenizer's mask token), e.g. "{before} {target} Now {speaker} feels {mask}", and `pooling =
-"mask"` then pools that position. The target is never truncated: when the prompt is too long,
-the following context is cut from its end first, then the previous context from its start.
+"mask"` then pools that position; `pooling = "target"` averages the target utterance's own
+tokens, its context only shaping them. Prompts are built in prompts.py: the target is never
+truncated, the context far from it is cut first.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from er_core import Config, ErError, NonNegativeInt, PositiveInt, to_dict
 
 from er_features.base import FLAG_EMPTY, Encoded, Item, empty_encoded
+from er_features.prompts import Prompt, render, tokenize, turn_text  # noqa: F401 (re-exported)
 
 VERSION = 1  # bump when a change here changes the vectors: it is part of the cache key
 
@@ -29,37 +31,12 @@ class TextConfig(Config, frozen=True, kw_only=True):
     turn: str = "{speaker}: {text}"  # one turn; "{text}" alone when speakers is false
     joiner: str = " "  # between context turns
     template: str = "{before} {target} {after}"  # may use {speaker} (target's) and {mask}
-    pooling: Literal["mean", "cls", "mask", "last"] = "mean"
+    # mean of all real tokens, the first, the mask token, the target utterance's tokens, the last
+    pooling: Literal["mean", "cls", "mask", "target", "last"] = "mean"
     layers: PositiveInt = 1  # mean of the last N hidden states
     max_length: PositiveInt = 512  # tokens, special tokens included
     normalize: bool = False  # L2-normalise the pooled vector
     bf16: bool = False  # bfloat16 autocast (CPU or CUDA)
-
-
-def turn_text(cfg: TextConfig, speaker: str, text: str) -> str:
-    if not cfg.speakers:
-        return text
-    return cfg.turn.format(speaker=speaker or "someone", text=text)
-
-
-def render(cfg: TextConfig, parts: dict[str, Any], mask: str, cut: tuple[int, int] = (0, 0)) -> str:
-    """The prompt for one item. `cut` = (characters dropped from the start of the previous
-    context, characters dropped from the end of the following context)."""
-    speaker, target = parts["target"]
-    before = cfg.joiner.join(turn_text(cfg, s, t) for s, t in parts.get("before", []))
-    after = cfg.joiner.join(turn_text(cfg, s, t) for s, t in parts.get("after", []))
-    if cut[0]:  # drop whole words only: a cut word would tokenize into noise
-        before = before[cut[0] :].partition(" ")[2]
-    if cut[1]:
-        after = after[: len(after) - cut[1]].rpartition(" ")[0]
-    text = cfg.template.format(
-        before=before,
-        after=after,
-        target=turn_text(cfg, speaker, target),
-        speaker=speaker or "someone",
-        mask=mask,
-    )
-    return " ".join(text.split())  # empty context leaves no stray spaces
 
 
 class TextEncoder:
@@ -103,52 +80,26 @@ class TextEncoder:
 
     def prompt(self, parts: dict[str, Any]) -> list[int]:
         """Token ids of one item's prompt, its context cut until it fits `max_length`."""
-        cfg, tok = self.cfg, self.tokenizer
-        mask = tok.mask_token or ""
-        cut = [0, 0]
-        for _ in range(64):
-            ids = tok(render(cfg, parts, mask, (cut[0], cut[1])), truncation=False)["input_ids"]
-            excess = len(ids) - cfg.max_length
-            if excess <= 0:
-                return ids
-            # drop about `excess` tokens' worth of characters from the far end of the context
-            after = cfg.joiner.join(turn_text(cfg, *t) for t in parts.get("after", []))
-            before = cfg.joiner.join(turn_text(cfg, *t) for t in parts.get("before", []))
-            step = max(4 * excess, 1)
-            if cut[1] < len(after):
-                cut[1] = min(len(after), cut[1] + step)
-            elif cut[0] < len(before):
-                cut[0] = min(len(before), cut[0] + step)
-            else:
-                break
-        raise ErError(
-            f"the utterance alone is longer than max_length = {cfg.max_length} tokens",
-            at=f"utterance {parts.get('uid', '?')}",
-            hint="the target is never truncated; raise text.max_length if the model allows it",
-        )
+        return tokenize(self.tokenizer, self.cfg, [parts])[0].ids
+
+    def prompts(self, items: Sequence[Item]) -> list[Prompt]:
+        """Each item's prompt token ids (and target span), as `encode` builds them."""
+        return tokenize(self.tokenizer, self.cfg, [item.parts for item in items])
 
     def encode(self, items: Sequence[Item]) -> Encoded:
         out = empty_encoded(len(items), self.dim, self.extras)
-        real = [i for i, item in enumerate(items) if item.parts["target"][1].strip()]
-        out.flags[[i for i in range(len(items)) if i not in set(real)]] = FLAG_EMPTY
-        mask = self.tokenizer.mask_token or ""
-        texts = [render(self.cfg, items[i].parts, mask) for i in real]
-        # one batched (fast, Rust) tokenizer call; only over-long prompts take the cutting path
-        ids_all = self.tokenizer(texts, truncation=False)["input_ids"] if texts else []
-        todo = [
-            (i, ids if len(ids) <= self.cfg.max_length else self.prompt(items[i].parts))
-            for i, ids in zip(real, ids_all, strict=True)
-        ]
-        todo.sort(key=lambda t: (len(t[1]), t[0]))  # length-sorted: little padding per batch
+        prompts = self.prompts(items)
+        out.flags[[i for i, p in enumerate(prompts) if not p.ids]] = FLAG_EMPTY
+        todo = [(i, p) for i, p in enumerate(prompts) if p.ids]
+        todo.sort(key=lambda t: (len(t[1].ids), t[0]))  # length-sorted: little padding per batch
         for b in range(0, len(todo), self.batch_size):
             batch = todo[b : b + self.batch_size]
-            vectors = self._forward([ids for _, ids in batch])
-            out.features[[i for i, _ in batch]] = vectors
+            out.features[[i for i, _ in batch]] = self._forward([p for _, p in batch])
         return out
 
-    def _forward(self, batch: list[list[int]]) -> np.ndarray:
+    def _forward(self, batch: list[Prompt]) -> np.ndarray:
         torch, cfg = self._torch, self.cfg
-        input_ids, attention = pad_batch(batch, self.tokenizer.pad_token_id or 0)
+        input_ids, attention = pad_batch([p.ids for p in batch], self.tokenizer.pad_token_id or 0)
         input_ids, attention = input_ids.to(self.device), attention.to(self.device)
         device_type = "cuda" if str(self.device).startswith("cuda") else "cpu"
         with (
@@ -159,7 +110,8 @@ class TextEncoder:
                 input_ids=input_ids, attention_mask=attention, output_hidden_states=cfg.layers > 1
             )
             hidden = layer_mean(res, cfg.layers)
-        pooled = pool(hidden, attention, input_ids, cfg, self.tokenizer.mask_token_id)
+        spans = torch.tensor([p.span for p in batch], device=input_ids.device)
+        pooled = pool(hidden, attention, input_ids, cfg, self.tokenizer.mask_token_id, spans)
         return pooled.cpu().numpy().astype(np.float32)
 
 
@@ -191,9 +143,10 @@ def layer_mean(res, layers: int):
     return res.last_hidden_state.float()
 
 
-def pool(hidden, attention, input_ids, cfg: TextConfig, mask_token_id: int | None):
+def pool(hidden, attention, input_ids, cfg: TextConfig, mask_token_id: int | None, spans=None):
     """(B, T, C) hidden states -> (B, C), over real tokens only (`attention` (B, T), 1 = real):
-    their mean, the first ("cls"), the last real one, or the last real mask token."""
+    their mean, the first ("cls"), the last real one, the last real mask token, or ("target")
+    the mean of the target utterance's tokens, `spans` (B, 2) long [start, stop) per row."""
     import torch
 
     real = attention.unsqueeze(-1).float()  # (B, T, 1)
@@ -202,6 +155,11 @@ def pool(hidden, attention, input_ids, cfg: TextConfig, mask_token_id: int | Non
         pooled = (hidden * real).sum(1) / real.sum(1)
     elif cfg.pooling == "cls":
         pooled = hidden[:, 0]
+    elif cfg.pooling == "target":
+        pos = torch.arange(hidden.shape[1], device=hidden.device)
+        inside = (pos >= spans[:, :1]) & (pos < spans[:, 1:]) & attention.bool()  # (B, T)
+        weight = inside.unsqueeze(-1).float()
+        pooled = (hidden * weight).sum(1) / weight.sum(1).clamp(min=1.0)
     elif cfg.pooling == "last":
         pooled = hidden[rows, attention.sum(1) - 1]
     else:  # mask: the last mask token of each row (a turn's text could contain one too)

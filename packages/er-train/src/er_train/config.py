@@ -2,7 +2,8 @@
 
 Sections: `[model]`, `[fusion]`, `[context]`, `[head]` and `[aux.NAME]` (the network and its
 auxiliary objectives, see er-models), `[loss]`, `[distill]` (one-run distillation from a teacher
-run, see teacher.py), `[finetune]` (the text encoder trained in a method L or T run, see tower.py), `[train]` (the optimisation recipe) and `[run]` (where results go). Top-level keys pick the
+run, see teacher.py), `[finetune]` (the text encoder trained in a method L or T run, see
+finetune.py and tower.py), `[train]` (the optimisation recipe) and `[run]` (where results go). Top-level keys pick the
 seed, the modalities and the task(s).
 """
 
@@ -19,7 +20,7 @@ from er_core import (
 )
 from msgspec import Meta, field
 
-from er_train.tower import FinetuneSection
+from er_train.finetune import FinetuneSection
 
 Decay = Annotated[float, Meta(ge=0.0, lt=1.0)]  # a moment decay of 1 would never forget
 # a folder name inside the runs root: no separators, no `..`, nothing hidden
@@ -31,6 +32,10 @@ class TrainSection(Config, frozen=True):
 
     epochs: PositiveInt = 20
     batch_size: PositiveInt = 16  # dialogues per batch (utterances without context)
+    # runs that train a text encoder (run.method L, T): batches of prompts of like length
+    # within this many padded tokens (rows x longest prompt), at most batch_size groups each;
+    # 0 = batch_size groups per batch, whatever their length (see er_train.batches)
+    tokens: NonNegativeInt = 0
     eval_batch_size: PositiveInt = 256  # same unit, for dev and test passes
     lr: PositiveFloat = 5e-4  # finite: inf or nan is refused, not trained on
     weight_decay: NonNegativeFloat = 0.01

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,20 +234,17 @@ class Share:
 
 def shares(
     split: Split,
-    order: np.ndarray,
-    batch_size: int,
+    batches: Sequence[np.ndarray],
     speakers: torch.Tensor,
     max_speakers: int,
     skip: int = 0,
     w: World | None = None,
 ) -> Iterator[Share]:
-    """Rank `w.rank`'s share (groups rank::size) of each global batch of `batch_size` groups
-    taken from `order`, skipping the first `skip` batches. One process gets the whole batch with
-    weight 1. An empty share holds the batch's first group with weight 0 (see the module
-    docstring)."""
+    """Rank `w.rank`'s share (groups rank::size) of each global batch of `batches` (arrays of
+    group indices), skipping the first `skip`. One process gets the whole batch with weight 1.
+    An empty share holds the batch's first group with weight 0 (see the module docstring)."""
     w = w or world()
-    for b in range(skip * batch_size, order.size, batch_size):
-        groups = order[b : b + batch_size]
+    for groups in batches[skip:]:
         mine = groups[w.rank :: w.size]
         n = int(split.length[groups].sum())
         if mine.size:

@@ -21,7 +21,7 @@ from er_models.distill import dist_loss, kl_distill
 from torch import nn
 
 from er_train import distributed
-from er_train.batches import Batch, epoch_order, iter_batches
+from er_train.batches import Batch, epoch_batches, iter_batches
 from er_train.config import DistillSection
 from er_train.data import Data, Split
 from er_train.guard import check_grad_norm, check_loss
@@ -57,6 +57,10 @@ class Setup:
     tower: nn.Module | None = None
     tower_chunk: int = 64  # utterances per encoder forward in dev and test passes
     fresh_tower: Callable[[], nn.Module] | None = None  # a new tower on the base weights (L)
+    # train.tokens > 0: token-budget batches over each row's prompt length (`lengths`, from the
+    # tower) instead of `batch_size` groups (then the most groups a batch may hold)
+    tokens: int = 0
+    lengths: np.ndarray | None = None
     # seconds between progress lines inside an epoch (er_core.progress.log_every()); None = none
     report_every: float | None = None
     # under torchrun: `model` in DistributedDataParallel, which training forwards go through
@@ -170,12 +174,12 @@ def train_epoch(
     recorded train loss is the global batch's mean, summed across the ranks."""
     s.model.train()
     world = distributed.world()
-    order = epoch_order(split, s.seed, state.epoch)
-    n_batches = -(-split.groups // s.batch_size)
+    batches = epoch_batches(split, s.seed, state.epoch, s.batch_size, s.tokens, s.lengths)
+    n_batches = len(batches)
     first = state.step_in_epoch * s.accumulation
     kill_at = int(os.environ.get(KILL_ENV, "0") or 0)
     speakers, max_spk = s.data.speakers, s.model.spec.model.max_speakers
-    shares = distributed.shares(split, order, s.batch_size, speakers, max_spk, first, world)
+    shares = distributed.shares(split, batches, speakers, max_spk, first, world)
     started = reported = time.perf_counter()
     for i, share in enumerate(shares, start=first):
         group_start = i - i % s.accumulation

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from er_core import UsageError, content_id, set_threads, to_dict, warn
+from er_core import ErError, UsageError, content_id, set_threads, to_dict, warn
+from er_core.config import origin_of
 from er_core.recipe import strip_labels
 from er_models import (
     SECTIONS,
@@ -117,6 +118,12 @@ def loss_label(loss: str, spec: NetworkSpec, distilled: bool) -> str:
     return "+".join([loss, *(r.kind for _, r in spec.aux), *(["kd"] if distilled else [])])
 
 
+def _without_zero(section: dict, key: str) -> dict:
+    """`section` without `key` when it is 0: an option added later at its default leaves the
+    ids of the runs made before it unchanged."""
+    return {k: v for k, v in section.items() if k != key or v}
+
+
 def plan(
     envs: Sequence,
     cfg: TrainConfig,
@@ -139,6 +146,13 @@ def plan(
         cfg.tasks,
         tuned=tuned,
     )
+    if cfg.train.tokens and not tuned:
+        raise ErError(
+            f"train.tokens = {cfg.train.tokens}: a token budget batches prompts by length, and "
+            "this run trains on cached features",
+            at=f"{origin_of('train.tokens', origins) or ''}:$.train.tokens".lstrip(":"),
+            hint="set run.method L or T (the text encoder trains in the run), or train.tokens=0",
+        )
     tower = None
     if tuned:
         from er_train.tower import build_tower
@@ -161,14 +175,14 @@ def plan(
         "tasks": list(data.tasks),
         **{k: net[k] for k in SECTIONS if k in net},
         "loss": loss_cfg,
-        "train": to_dict(cfg.train),
+        "train": _without_zero(to_dict(cfg.train), "tokens"),
         # the thread count used, not asked for (0 = default): a label, not in the run's id
         "run": to_dict(cfg.run) | {"threads": set_threads(cfg.run.threads or None)},
     }
     if teacher is not None:  # the teacher is named by its run id: its path is not its identity
         resolved["distill"] = to_dict(cfg.distill) | {"teacher": teacher[0].id}
     if tower is not None:
-        resolved["finetune"] = to_dict(cfg.finetune)
+        resolved["finetune"] = _without_zero(to_dict(cfg.finetune), "frozen_layers")
     # what the result depends on: the config, the dataset, the features, the code. The run id
     # keeps its first formula (the config without [run] but its method), so ids made before
     # the recipe hash still match; the folder's recipe hash drops the labels er_core.recipe

@@ -1,14 +1,15 @@
 """The text tower: er-features' text encoder, trained end to end (run methods L and T).
 
 Method F trains on cached, frozen features. Methods L (LoRA adapters on a frozen encoder) and T
-(every encoder weight trains) run the encoder inside the training step instead: the tower holds
-each utterance's prompt token ids, built once with er-features' own templates, context and
-length cutting (`text_items`, `render`, `TextEncoder.prompt`), and pools the hidden states with
-er-features' own `pool`. So a tower whose weights are untouched gives the very features
-`er-features extract` caches for the same `[finetune] text` options.
+(every encoder weight trains) run the encoder inside the training step instead. The tower is
+built on er-features' public fine-tuning API (er_features.tuning): each utterance's prompt
+token ids are built once per run with extract's own templates, context and length cutting,
+and the hidden states are pooled with extract's own `pool`. So a tower whose weights are
+untouched gives the very features `er-features extract` caches for the same `[finetune] text`.
 
-Only the `[finetune]` config sections are importable without er-features, peft and transformers
-(er-train's `finetune` extra): everything else imports them when a tower is built.
+With `frozen_layers = n` the encoder is cut after its n-th layer: the lower part runs once per
+utterance (no gradients, eval mode) and its output stays in memory; each training step runs
+only the upper layers on it.
 """
 
 from __future__ import annotations
@@ -16,131 +17,145 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING
 
 import torch
-from er_core import Config, DatasetManifest, Dropout, ErError, PositiveFloat, content_id, to_dict
-from msgspec import Meta, field
+from er_core import DatasetManifest, ErError, content_id, to_dict
 from torch import nn
 
+from er_train.finetune import (  # noqa: F401 (the config names, re-exported)
+    METHODS,
+    FinetuneSection,
+    LoraSection,
+    MethodError,
+    check_method,
+)
+
 if TYPE_CHECKING:
-    from er_features.text import TextConfig, TextEncoder
-
-METHODS = {"L": "LoRA adapters on the frozen encoder", "T": "every encoder weight trains"}
-
-
-class LoraSection(Config, frozen=True):
-    """`[finetune.lora]`: the adapters of method L (Hu et al. 2021, "LoRA: Low-Rank Adaptation
-    of Large Language Models"): W x + (alpha / r) B A x, A (r, in), B (out, r), B starts at 0."""
-
-    r: Annotated[int, Meta(ge=1)] = 8
-    alpha: Annotated[int, Meta(ge=1)] = 16
-    dropout: Dropout = 0.1
-    # names of the Linear layers that get adapters (BERT's attention: query, value; MPNet: q, v)
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-
-
-class FinetuneSection(Config, frozen=True):
-    """`[finetune]`: the text encoder trained in the run (methods L and T)."""
-
-    encoder: str = "minilm"  # an er-features text encoder: alias, folder or hub id
-    text: dict[str, Any] = {}  # er-features TextConfig options (same keys, same defaults)
-    lr: PositiveFloat = 1e-4  # learning rate of the encoder's trainable weights
-    lora: LoraSection = LoraSection()
-    chunk: Annotated[int, Meta(ge=1)] = 64  # utterances per encoder forward in eval passes
-    gradient_checkpointing: bool = False  # recompute activations in backward: less memory
-
-
-class MethodError(ErError, ValueError):
-    """An unknown run method (a ValueError too, for callers that do not know ErError)."""
-
-
-def check_method(method: str) -> None:
-    if method not in METHODS:
-        raise MethodError(
-            f"run method '{method}' does not train an encoder",
-            at="$.run.method",
-            hint="L (LoRA on the text encoder) or T (full fine-tuning); F trains on features",
-        )
+    from er_features.tuning import Prompt, TextModel
 
 
 class TextTower(nn.Module):
     """Utterance rows -> (N, dim) pooled text features, with gradients into the encoder.
 
     `prompts[i]` holds row i's token ids ([] for an empty text: `present[i]` is False and its
-    output row is zeros). `key` names what the outputs depend on besides the trained weights:
-    the base weights, the text options, the method and the LoRA options.
+    output row is zeros), `spans[i]` its target utterance's token range. `key` names what the
+    outputs depend on besides the trained weights: the base weights, the text options, the
+    method, the LoRA options and the frozen layers.
     """
 
     def __init__(
         self,
-        folder: Path,
-        text_cfg: TextConfig,
+        model: TextModel,
         method: str,
         lora: LoraSection,
-        prompts: Sequence[Sequence[int]],
+        prompts: Sequence[Prompt],
         *,
-        weights_sha256: str = "",
+        frozen_layers: int = 0,
         gradient_checkpointing: bool = False,
-        text_encoder: TextEncoder | None = None,  # already loaded on `folder` (build_tower's)
     ):
         super().__init__()
         check_method(method)
-        from er_features.text import VERSION, TextEncoder
+        from er_features.tuning import VERSION, split_layers
 
-        enc = text_encoder or TextEncoder(Path(folder), text_cfg)
-        model = enc.model.float().train()  # fp32 master weights (a no-op for fp32 checkpoints)
-        if getattr(model, "pooler", None) is not None:
+        net = model.model.float()  # fp32 master weights (a no-op for fp32 checkpoints)
+        if getattr(net, "pooler", None) is not None:
             # no pooling reads the pooler head: it would get no gradient (DDP's unused-parameter
             # error) and only bloat the saved state
-            model.pooler = None
+            net.pooler = None
+        self.lower: nn.Module | None = None
+        if frozen_layers:
+            if model.cfg.layers > 1:
+                raise ErError(
+                    f"frozen_layers = {frozen_layers} with text.layers = {model.cfg.layers}",
+                    at="$.finetune.frozen_layers",
+                    hint="frozen layers pool the last hidden state only: text.layers = 1",
+                )
+            self.lower, net = split_layers(net, frozen_layers, at="$.finetune.frozen_layers")
+        net.train()
         if gradient_checkpointing:
             # non-reentrant: gradients reach LoRA weights even though the embeddings are frozen
-            enable = getattr(model, "activation_checkpointing_enable", None)
+            enable = getattr(net, "activation_checkpointing_enable", None)
             if enable is not None:
                 enable({"use_reentrant": False})
             else:  # transformers < 5
-                model.gradient_checkpointing_enable({"use_reentrant": False})
+                net.gradient_checkpointing_enable({"use_reentrant": False})
         if method == "L":
-            model = _with_lora(model, lora)
-        self.encoder = model
-        self.method, self.cfg = method, text_cfg
-        self.dim = int(enc.dim)
-        self.pad_id = enc.tokenizer.pad_token_id or 0  # as TextEncoder pads
-        self.mask_id = enc.tokenizer.mask_token_id
-        self.prompts = [list(p) for p in prompts]
+            net = _with_lora(net, lora)
+        self.encoder = net
+        self.method, self.cfg, self.frozen_layers = method, model.cfg, frozen_layers
+        self.dim, self.pad_id, self.mask_id = model.dim, model.pad_id, model.mask_id
+        self.prompts = [list(p.ids) for p in prompts]
+        self.spans = [tuple(p.span) for p in prompts]
         present = torch.tensor([len(p) > 0 for p in self.prompts], dtype=torch.bool)
         self.register_buffer("present", present, persistent=False)
-        weights = weights_sha256 or _weights_hash(Path(folder))
-        self.key = content_id(
-            {
-                "weights": weights,
-                "family": "hf-text",
-                "version": VERSION,
-                "text": to_dict(text_cfg),
-                "method": method,
-                "lora": to_dict(lora) if method == "L" else {},
-            }
+        self._states: dict[int, torch.Tensor] = {}  # row -> (len, dim) lower-part output
+        key = {
+            "weights": model.weights_sha256,
+            "family": "hf-text",
+            "version": VERSION,
+            "text": to_dict(model.cfg),
+            "method": method,
+            "lora": to_dict(lora) if method == "L" else {},
+        }
+        self.key = content_id(key | ({"frozen_layers": frozen_layers} if frozen_layers else {}))
+
+    def train(self, mode: bool = True) -> TextTower:
+        super().train(mode)
+        if self.lower is not None:  # frozen: no dropout, outputs computed once
+            self.lower.eval()
+        return self
+
+    def _lower_states(self, rows: list[int], width: int, device: torch.device) -> torch.Tensor:
+        """(B, width, dim) the lower part's output for `rows`, zeros past each prompt; each row
+        computed the first time it is asked for, in length-sorted chunks, then kept."""
+        todo = sorted(
+            {r for r in rows if r not in self._states}, key=lambda r: len(self.prompts[r])
         )
+        from er_features.tuning import pad_batch
+
+        for b in range(0, len(todo), 64):
+            part = todo[b : b + 64]
+            input_ids, attention = pad_batch([self.prompts[r] for r in part], self.pad_id)
+            with torch.no_grad():
+                out = self.lower(
+                    input_ids=input_ids.to(device), attention_mask=attention.to(device)
+                ).last_hidden_state.float()
+            for k, r in enumerate(part):
+                self._states[r] = out[k, : len(self.prompts[r])].clone()
+        embeds = torch.zeros(len(rows), width, self.dim, device=device)
+        for k, r in enumerate(rows):
+            state = self._states[r]
+            embeds[k, : state.shape[0]] = state.to(device)
+        return embeds
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         """(N,) long row indices -> (N, dim) float32 on the encoder's device."""
-        from er_features.text import layer_mean, pad_batch, pool
+        from er_features.tuning import layer_mean, pad_batch, pool
 
         idx = [int(r) for r in rows.reshape(-1).tolist()]
         device = next(self.encoder.parameters()).device
         keep = [k for k, r in enumerate(idx) if self.prompts[r]]
         if not keep:
             return torch.zeros(len(idx), self.dim, device=device)
-        input_ids, attention = pad_batch([self.prompts[idx[k]] for k in keep], self.pad_id)
+        picked = [idx[k] for k in keep]
+        input_ids, attention = pad_batch([self.prompts[r] for r in picked], self.pad_id)
         input_ids, attention = input_ids.to(device), attention.to(device)
+        spans = torch.tensor([self.spans[r] for r in picked], device=device)
         cfg = self.cfg
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            res = self.encoder(
-                input_ids=input_ids, attention_mask=attention, output_hidden_states=cfg.layers > 1
-            )
-            hidden = layer_mean(res, cfg.layers)  # (B, T, C) float32
-        pooled = pool(hidden, attention, input_ids, cfg, self.mask_id)  # (B, C)
+            if self.lower is None:
+                res = self.encoder(
+                    input_ids=input_ids,
+                    attention_mask=attention,
+                    output_hidden_states=cfg.layers > 1,
+                )
+                hidden = layer_mean(res, cfg.layers)  # (B, T, C) float32
+            else:
+                embeds = self._lower_states(picked, input_ids.shape[1], device)
+                res = self.encoder(inputs_embeds=embeds, attention_mask=attention)
+                hidden = res.last_hidden_state.float()
+        pooled = pool(hidden, attention, input_ids, cfg, self.mask_id, spans)  # (B, C)
         if len(keep) == len(idx):
             return pooled
         out = torch.zeros(len(idx), self.dim, device=device, dtype=pooled.dtype)
@@ -161,6 +176,10 @@ class TextTower(nn.Module):
                 out[part.to(device)] = self(rows[part])
         return out
 
+    def lengths(self) -> list[int]:
+        """Each row's prompt length in tokens (0 for an empty text): the cost batching reads."""
+        return [len(p) for p in self.prompts]
+
     def _owned(self) -> dict[str, torch.Tensor]:
         state = self.encoder.state_dict()
         if self.method == "L":
@@ -168,14 +187,15 @@ class TextTower(nn.Module):
         return state
 
     def saved_state(self) -> dict[str, torch.Tensor]:
-        """What a checkpoint keeps, as CPU copies: the LoRA tensors (L) or the encoder (T)."""
+        """What a checkpoint keeps, as CPU copies: the LoRA tensors (L) or the trained layers
+        (T: all of them, or those above `frozen_layers`)."""
         return {k: v.detach().to("cpu", copy=True) for k, v in self._owned().items()}
 
     def load_saved_state(self, state: Mapping[str, torch.Tensor], source: str = "") -> None:
         """Load `saved_state()` of a tower built the same way; every name and shape must match."""
         want = self._owned()
         at = (lambda k: f"{source}:{k}") if source else (lambda k: k)
-        hint = "the checkpoint was saved by another encoder, method or [finetune.lora] config"
+        hint = "the checkpoint was saved by another encoder, method or [finetune] config"
         lacking = [k for k in want if k not in state]
         if lacking:
             raise ErError(
@@ -229,39 +249,6 @@ def _with_lora(model: nn.Module, lora: LoraSection) -> nn.Module:
         return get_peft_model(model, config)  # LoRA A draws from torch's global RNG; B = 0
 
 
-def _weights_hash(folder: Path) -> str:
-    from er_features.once import RECORD, folder_sha256, verify_folder
-
-    return verify_folder(folder) if (folder / RECORD).is_file() else folder_sha256(folder, None)
-
-
-def text_config(options: Mapping[str, Any]) -> TextConfig:
-    """`[finetune] text` options -> er-features' TextConfig; errors name `finetune.text.KEY`."""
-    from er_core import validate
-    from er_features.text import TextConfig
-
-    try:
-        return validate(dict(options), TextConfig)
-    except ErError as e:
-        at = e.at or "$"
-        raise ErError(e.what, at="$.finetune.text" + at.removeprefix("$"), hint=e.hint) from None
-
-
-def prompts_for(enc: TextEncoder, items: Sequence[Any]) -> list[list[int]]:
-    """Each item's prompt token ids as `TextEncoder.encode` builds them: one batched tokenizer
-    call, `prompt` (context cutting) for the over-long ones; [] for an empty text."""
-    from er_features.text import render
-
-    mask = enc.tokenizer.mask_token or ""
-    real = [k for k, it in enumerate(items) if it.parts["target"][1].strip()]
-    texts = [render(enc.cfg, items[k].parts, mask) for k in real]
-    ids_all = enc.tokenizer(texts, truncation=False)["input_ids"] if texts else []
-    prompts: list[list[int]] = [[] for _ in items]
-    for k, ids in zip(real, ids_all, strict=True):
-        prompts[k] = list(ids) if len(ids) <= enc.cfg.max_length else enc.prompt(items[k].parts)
-    return prompts
-
-
 def build_tower(
     cfg: FinetuneSection,
     method: str,
@@ -274,49 +261,14 @@ def build_tower(
     The encoder resolves as in er-features (offline aliases, the same cache); `cache` None is
     er-features' default ($ER_CACHE, else ~/.cache/er)."""
     check_method(method)
-    text_cfg = text_config(cfg.text)
-    from er_data import check_table
-    from er_features.items import text_items
-    from er_features.once import cache_root
-    from er_features.registry import ALIASES, family_of, resolve
-    from er_features.text import TextEncoder
-    from transformers.utils import logging
+    from er_features import text_model, text_prompts
 
-    alias = ALIASES.get(cfg.encoder)
-    folder = Path(cfg.encoder).expanduser()
-    family = alias.family if alias else family_of(folder) if folder.is_dir() else "hf-text"
-    if family != "hf-text":
-        raise ErError(
-            f"encoder '{cfg.encoder}' is a {family} encoder; fine-tuning trains a text encoder",
-            at="$.finetune.encoder",
-            hint="name an hf-text encoder (minilm, mpnet-base) or a transformers text-model folder",
-        )
-    try:
-        res = resolve(cfg.encoder, "text", cache_root(cache))
-    except ErError as e:
-        raise ErError(e.what, at="$.finetune.encoder", hint=e.hint) from None
-    logging.disable_progress_bar()  # stderr is for er's own progress and errors
-    logging.set_verbosity_error()
-    try:
-        enc = TextEncoder(res.folder, text_cfg)  # checks layers and mask pooling
-    except ErError as e:
-        raise ErError(e.what, at=f"$.finetune.{e.at}", hint=e.hint) from None
-
-    items = {it.uid: it for it in text_items(check_table(dataset), text_cfg)}
-    lacking = [u for u in ids if u not in items]
-    if lacking:
-        raise ErError(
-            f"utterance '{lacking[0]}' is not in the dataset's table ({len(lacking)} missing)",
-            at=dataset.table.path,
-            hint="train on the table the stream's DatasetManifest names",
-        )
+    model = text_model(cfg.encoder, cfg.text, cache, at="$.finetune")
     return TextTower(
-        res.folder,
-        text_cfg,
+        model,
         method,
         cfg.lora,
-        prompts_for(enc, [items[u] for u in ids]),
-        weights_sha256=res.weights_sha256,
+        text_prompts(model, dataset, ids),
+        frozen_layers=cfg.frozen_layers,
         gradient_checkpointing=cfg.gradient_checkpointing,
-        text_encoder=enc,
     )

@@ -21,12 +21,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import torch
 from er_core import EpochRecord, ErError, RunManifest, canonical_json, duration, info
 from er_core.progress import log_every
 from er_models import build_model
 
 from er_train import distributed
+from er_train.batches import count_steps
 from er_train.checkpoint import NETWORK_KEY, load_checkpoint, save_checkpoint, save_weights
 from er_train.config import TrainConfig
 from er_train.finish import finish
@@ -130,9 +132,11 @@ def _run(
 
     contextual = spec.context.kind != "none"
     groups = data.dialogues if contextual else data.singles
-    n_batches = -(-groups["train"].groups // cfg.train.batch_size)
-    steps = -(-n_batches // cfg.train.accumulation)
     tr = cfg.train
+    lengths = np.array(tower.lengths(), dtype=np.int64) if tower is not None else None
+    steps = count_steps(
+        groups["train"], cfg.seed, tr.epochs, tr.batch_size, tr.accumulation, tr.tokens, lengths
+    )
     s = Setup(
         model,
         data,
@@ -146,11 +150,12 @@ def _run(
         tr.accumulation,
         tr.grad_clip,
         tr.lr,
-        steps * tr.epochs,
+        steps,
         tr.warmup,
         tr.decay,
     )
     s.distill = cfg.distill
+    s.tokens, s.lengths = tr.tokens, lengths
     s.tower, s.tower_chunk = tower, cfg.finetune.chunk
     s.report_every = log_every() if progress else None  # ER_PROGRESS_EVERY, off a terminal too
     if tower is not None and cfg.run.method == "L":
