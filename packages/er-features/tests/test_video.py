@@ -105,6 +105,21 @@ def test_output_is_independent_of_the_batch(tiny_face_cnns, clips, synth_videos,
             assert got.extras["face_ratio"][k] == together.extras["face_ratio"][i]
 
 
+def test_output_is_independent_of_workers_and_skipping(tiny_face_cnns, clips, synth_videos):
+    """Clips decoded in 1 or 3 threads, with or without skipping unreferenced frames: the
+    same vectors, logits, flags and face ratios, bit for bit (and a broken file stays a flag)."""
+    paths = [clips["face"], clips["half"], clips["none"], clips["other"], *synth_videos[:4]]
+    items = items_of(*paths)
+    folder = tiny_face_cnns["mini-xception"]
+    one = VideoEncoder(folder, VideoConfig(), workers=1, skip=False).encode(items)
+    for workers in (2, 3):
+        got = VideoEncoder(folder, VideoConfig(), workers=workers).encode(items)
+        assert np.array_equal(got.features, one.features)
+        assert np.array_equal(got.extras["logits"], one.extras["logits"])
+        assert np.array_equal(got.extras["face_ratio"], one.extras["face_ratio"])
+        assert np.array_equal(got.flags, one.flags) and got.problems == one.problems
+
+
 def test_mean_max_pooling_doubles_the_width(tiny_face_cnns, clips):
     folder = tiny_face_cnns["mini-xception"]
     mean = VideoEncoder(folder, VideoConfig(pooling="mean"))

@@ -60,6 +60,25 @@ def test_seek_gives_the_full_decode_frames_h264(long_clip, kw):
     assert len(chosen) == len(set(chosen))
 
 
+@pytest.mark.parametrize("bframes", [3, 8])
+def test_skipping_unreferenced_frames_keeps_the_frames_and_saves_decoding(
+    write_video, tmp_path, bframes
+):
+    """MELD-like: one keyframe, B-frames (x264's pyramid: some referenced, some not, reordered
+    up to `bframes` deep). Packets far before a wanted time go in with skip_frame NONREF: the
+    frames are a full decode's, bit for bit, and fewer are decoded than without skipping."""
+    rng = np.random.default_rng(bframes)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(96)]
+    path = write_video(tmp_path / "one-key.mp4", frames, gop=250, bframes=bframes)
+    for kw in ({"n": 8}, {"n": 3, "start": 1.0}, {"n": 30}):
+        check_against_full_decode(path, **kw)
+        skipped, full = {}, {}
+        a, _ = sample_frames(path, stats=skipped, **kw)
+        b, _ = sample_frames(path, stats=full, skip=False, **kw)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+        assert skipped["decoded"] < full["decoded"] or kw["n"] == 30  # 30 of 96: all near
+
+
 def test_seek_gives_the_full_decode_frames_synth(synth_videos):
     for p in synth_videos[:4]:  # mp4v from OpenCV, 12 frames
         check_against_full_decode(p, n=8)

@@ -9,9 +9,9 @@ box, so a brief miss does not drop the frame; a clip with no hit at all has no f
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,20 @@ from er_core import ErError
 Box = tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
 
 
-@lru_cache(maxsize=8)
+_local = threading.local()
+
+
 def _cascade(path: str):
+    """This thread's classifier for `path`: OpenCV's CascadeClassifier is not safe to share
+    between threads (two concurrent detectMultiScale calls on one object corrupt each other's
+    results), so each thread loads its own, once."""
+    loaded = _local.__dict__.setdefault("cascades", {})
+    if path not in loaded:
+        loaded[path] = _load_cascade(path)
+    return loaded[path]
+
+
+def _load_cascade(path: str):
     import cv2
 
     clf = cv2.CascadeClassifier(path)

@@ -41,7 +41,7 @@ class VideoConfig(Config, frozen=True, kw_only=True):
     scale_factor: Annotated[float, msgspec.Meta(gt=1.0, le=100.0)] = 1.1  # Haar pyramid step
     min_neighbors: NonNegativeInt = 5  # Haar hits needed to accept a face
     min_face: PositiveInt = 30  # smallest face side, pixels of the full frame
-    detect_width: NonNegativeInt = 0  # detect on frames shrunk to this width (0 = full size)
+    detect_width: NonNegativeInt = 320  # detect on frames shrunk to this width (0 = full size)
     margin: Probability = 0.0  # grow the face box by this share of its side on each side
     pooling: Literal["mean", "max", "mean+max"] = "mean"  # over face frames; mean+max doubles dim
 
@@ -80,8 +80,17 @@ class VideoEncoder:
     modality = "video"
 
     def __init__(
-        self, folder: Path, cfg: VideoConfig, device: str = "cpu", batch_size: int = 64
+        self,
+        folder: Path,
+        cfg: VideoConfig,
+        device: str = "cpu",
+        batch_size: int = 64,
+        workers: int = 0,
+        skip: bool = True,
     ) -> None:
+        """`workers` clips are decoded and searched for faces at once (threads: FFmpeg and
+        OpenCV release the GIL), 0 = torch's thread count; `skip` False decodes every frame on
+        the way to a sampled one (video_io: the same frames, slower). Neither changes a vector."""
         import torch
 
         from er_features.face_cnn import load_face_cnn
@@ -100,6 +109,8 @@ class VideoEncoder:
         self.dim = 2 * width if cfg.pooling == "mean+max" else width
         self.n_classes = len(self.cnn["classes"])
         self.extras = {"logits": self.n_classes, "face_ratio": 1}
+        self.workers = workers or max(1, torch.get_num_threads())
+        self.skip = skip
         self._torch = torch
 
     @property
@@ -121,8 +132,35 @@ class VideoEncoder:
             self.cfg.rate,
             item.start,
             item.end,
+            skip=self.skip,
         )
         return face_crops(frames, self.detector, self.size, self.cfg.margin)
+
+    def _faces_or_problem(self, item: Item):
+        """clip_faces, a problem returned rather than raised (for the worker threads)."""
+        from er_features.video_io import MediaProblem
+
+        try:
+            return self.clip_faces(item)
+        except MediaProblem as p:
+            return p
+
+    def all_faces(self, items: Sequence[Item]) -> list:
+        """clip_faces (or its MediaProblem) of every item, in order, `workers` clips at once.
+        OpenCV's own threads are off meanwhile: the clips are the parallel work."""
+        if self.workers == 1 or len(items) < 2:
+            return [self._faces_or_problem(it) for it in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        import cv2
+
+        before = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            with ThreadPoolExecutor(min(self.workers, len(items))) as pool:
+                return list(pool.map(self._faces_or_problem, items))
+        finally:
+            cv2.setNumThreads(before)
 
     def embed(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(embeddings (N, E), logits (N, C)) float32 for (N, S, S) uint8 crops."""
@@ -158,16 +196,15 @@ class VideoEncoder:
 
         out = empty_encoded(len(items), self.dim, self.extras)
         clips: list[tuple[int, np.ndarray]] = []  # (item index, its crops)
-        for i, item in enumerate(items):
-            try:
-                crops, found = self.clip_faces(item)
-            except EmptyClip:
+        for i, got in enumerate(self.all_faces(items)):
+            if isinstance(got, EmptyClip):
                 out.flags[i] |= FLAG_EMPTY
                 continue
-            except MediaProblem as p:
+            if isinstance(got, MediaProblem):
                 out.flags[i] |= FLAG_BAD_MEDIA
-                out.problems[i] = str(p)
+                out.problems[i] = str(got)
                 continue
+            crops, found = got
             out.extras["face_ratio"][i, 0] = found.mean() if len(found) else 0.0
             if len(crops) == 0:
                 out.flags[i] |= FLAG_NO_FACE

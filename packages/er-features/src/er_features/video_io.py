@@ -5,7 +5,12 @@ frame of a clip to keep 8 wastes most of the work. `sample_frames` picks timesta
 cut, and for each one seeks to the keyframe before it and decodes forward to the frame on screen
 at that time (the last frame that starts at or before it, so every frame taken is one shown
 during the cut). When the next timestamp lies before the next keyframe it keeps decoding forward
-instead (a seek would only go back), so it never decodes more than a full pass would.
+instead (a seek would only go back), so it never decodes more than a full pass would. A packet
+whose frame is shown two frames or more before the wanted time is decoded with FFmpeg's
+skip_frame = NONREF: if no other frame refers to it, it is skipped, since it can be neither the
+frame wanted nor one any later frame is decoded from. The decision is per packet (its own
+timestamp, before decoding), so it holds for any B-frame reordering depth: the frames returned
+are exactly a full decode's (tested bit for bit), with a fifth to a half fewer decoded.
 
 What is wrong with a file is raised as `MediaProblem` (one short line), `EmptyClip` for a
 zero-length clip or cut: the encoder turns them into flags, the batch goes on.
@@ -117,8 +122,9 @@ class _Seeker:
     """Decoder state for one clip: the newest decoded frame (`cur`), the one before it (`prev`),
     and the keyframes from the container's index."""
 
-    def __init__(self, container, stream, stats: dict | None):
+    def __init__(self, container, stream, stats: dict | None, skip: bool = True):
         self.container, self.stream, self.stats = container, stream, stats
+        self.skip, self.skipping, self.want = skip, False, 0
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate or 25
         self.step = max(1, round(1 / (Fraction(rate) * stream.time_base)))  # one frame, in pts
         self.first = stream.start_time or 0
@@ -128,6 +134,17 @@ class _Seeker:
             self.keys = None
         self.delay = max(0, self.first - self.keys[0]) if self.keys else 0
         self.gen, self.prev, self.cur, self.eof = None, None, None, False
+
+    def _frames(self):
+        """Decoded frames from the current position; a packet shown 2+ frames before the
+        wanted time (`self.want`) goes in with skip_frame NONREF (see the module doc)."""
+        codec = self.stream.codec_context
+        for packet in self.container.demux(self.stream):
+            far = self.skip and packet.pts is not None and packet.pts < self.want - 2 * self.step
+            if far != self.skipping:
+                codec.skip_frame = "NONREF" if far else "DEFAULT"
+                self.skipping = far
+            yield from packet.decode()
 
     def _next(self) -> bool:
         """Decode one more frame into `cur`; False at the end of the stream."""
@@ -146,7 +163,7 @@ class _Seeker:
     def _seek(self, pts: int) -> None:
         self.container.seek(pts, backward=True, any_frame=False, stream=self.stream)
         self.gen, self.prev, self.cur, self.eof = (
-            self.container.decode(self.stream),
+            self._frames(),
             None,
             None,
             False,
@@ -162,6 +179,7 @@ class _Seeker:
     def frame_at(self, t: int):
         """The frame on screen at pts t: the last frame that starts at or before t (the first
         frame when t is earlier). Targets must come in increasing order."""
+        self.want = t
         if self.cur is None or (
             self.cur.pts <= t and not self.eof and self._keyframe_within(self.cur.pts, t)
         ):
@@ -192,11 +210,13 @@ def sample_frames(
     end: float | None = None,
     grey: bool = False,
     stats: dict | None = None,
+    skip: bool = True,
 ) -> tuple[list[np.ndarray], list[float]]:
     """Up to `n` frames of [start, end] (s, None = the clip's ends) and their times (s).
 
     Frames come by seeking (see the module doc); two wanted times that fall on one frame give
-    it once. `stats`, when given, counts "decoded" frames and "seeks" (for tests, benchmarks).
+    it once. `stats`, when given, counts "decoded" frames and "seeks" (for tests, benchmarks);
+    `skip` False decodes every frame on the way (the same frames, more work: for tests).
     """
     import av
 
@@ -214,7 +234,7 @@ def sample_frames(
             return [frames[i] for i in picks], [times[i] for i in picks]
         if duration <= 0:
             raise EmptyClip("the video stream holds no frames")
-        tb, seeker = stream.time_base, _Seeker(container, stream, stats)
+        tb, seeker = stream.time_base, _Seeker(container, stream, stats, skip)
         frames, times, seen = [], [], set()
         for w in targets(duration, n, mode, rate, start, end):
             f = seeker.frame_at(seeker.first + math.floor(w / tb))

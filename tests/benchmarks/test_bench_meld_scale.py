@@ -1,0 +1,244 @@
+"""Video and audio at MELD's scale, on a MELD-like set: 1280x720 H.264 clips at 24 fps with an
+AAC speech track, MELD's lengths (tools/meld_like.py: real face footage scaled to 720p, RAVDESS
+speech), 2 threads.
+
+Run: ER_SHARED_DATA=../shared/data uv run pytest tests/benchmarks/test_bench_meld_scale.py \
+         --benchmark-only -m "realdata or not realdata" -s
+The clips are made once into $ER_MELD_LIKE (default: a temporary folder; a few minutes for
+200 clips); set it to keep them between runs.
+
+Video, 8 sampled frames per clip, fer's mini-Xception, the whole path (decode, detect, crop,
+CNN, pooling), two paths on the same clips in the same run:
+- before: the path as it was: Haar detection on the full 1280x720 frame, every frame on the way
+  to a sampled one decoded, one clip at a time;
+- now: detection on a copy shrunk to `detect_width` (320) with boxes mapped back to full size
+  for the crop, unreferenced frames far from a sampled one skipped by the decoder, clips decoded
+  and searched in 2 threads, the CNN batched across clips.
+Also printed: how often the shrunk detector agrees with the full-size one (both find no face,
+or boxes with IoU >= 0.5) and the cosine between the two paths' clip features.
+
+Audio: whisper-tiny.en, trimmed windows, each clip's AAC track decoded and resampled to 16 kHz.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.realdata]
+ROOT = Path(__file__).resolve().parents[2]
+THREADS = 2
+CLIPS = 200
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    shared = os.environ.get("ER_SHARED_DATA")
+    if not shared:
+        pytest.skip("needs ER_SHARED_DATA")
+    out = Path(os.environ.get("ER_MELD_LIKE") or tmp_path_factory.mktemp("meld-like"))
+    have = sorted((out / "clips").glob("clip_*.mp4")) if (out / "clips").is_dir() else []
+    if len(have) < CLIPS:
+        cmd = [sys.executable, str(ROOT / "tools" / "meld_like.py"), str(out)]
+        subprocess.run([*cmd, "--clips", str(CLIPS), "--shared", shared], check=True)
+        have = sorted((out / "clips").glob("clip_*.mp4"))
+    return have[:CLIPS]
+
+
+def iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = w * h
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def agreement(clips: list[Path], small, full) -> tuple[float, int]:
+    """Share of sampled frames where the two detectors agree, and the frames compared."""
+    from er_features.faces import to_grey
+    from er_features.video_io import sample_frames
+
+    agree = total = 0
+    for p in clips:
+        for frame in sample_frames(p, FRAMES)[0]:
+            grey = to_grey(frame)
+            a, b = small.detect(grey), full.detect(grey)
+            agree += (a is None and b is None) or (
+                a is not None and b is not None and iou(a, b) >= 0.5
+            )
+            total += 1
+    return agree / total, total
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def test_video_at_meld_scale(benchmark, clips, tmp_path_factory):
+    import torch
+    from er_features.base import Item
+    from er_features.face_cnn import fer_xception
+    from er_features.video import VideoConfig, VideoEncoder
+
+    torch.set_num_threads(THREADS)
+    folder = fer_xception(tmp_path_factory.mktemp("cache"))
+    items = [Item(uid=p.stem, path=str(p)) for p in clips]
+    now = VideoEncoder(folder, VideoConfig(), workers=THREADS)
+    before = VideoEncoder(folder, VideoConfig(detect_width=0), workers=1, skip=False)
+    assert now.cfg.detect_width == 320
+    now.encode(items[:2])  # warm-up: cascade and model loaded, first allocations
+    before_s, old = timed(lambda: before.encode(items))
+    now_s, new = timed(lambda: now.encode(items))
+    benchmark.pedantic(lambda: now.encode(items[:20]), rounds=1, iterations=1)
+    frames = FRAMES * len(items)
+    agree, compared = agreement(clips[:50], now.detector, before.detector)
+    both = (new.flags == 0) & (old.flags == 0)
+    a, b = new.features[both], old.features[both]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    ratio = before_s / now_s
+    print(
+        f"\nvideo, {len(items)} MELD-like 720p clips, {frames} sampled frames, {THREADS} threads:"
+        f"\n  before: {before_s:.1f} s = {frames / before_s:.1f} sampled frames/s"
+        f"\n  now:    {now_s:.1f} s = {frames / now_s:.1f} sampled frames/s, {ratio:.1f}x"
+        f"\n  faces found (share of clips): now {np.mean(new.flags == 0):.3f}, "
+        f"before {np.mean(old.flags == 0):.3f}"
+        f"\n  detector at width 320 agrees with full size on {agree:.1%} of {compared} frames"
+        f"\n  cosine(now, before) of clip features: min {cos.min():.4f}, "
+        f"mean {cos.mean():.4f}, 5th percentile {np.percentile(cos, 5):.4f}"
+    )
+    assert ratio >= 4
+
+
+def test_audio_from_mp4_tracks(benchmark, clips, tmp_path_factory):
+    import torch
+    from er_features.audio import AudioConfig, AudioEncoder
+    from er_features.base import Item
+    from er_features.packaged import whisper_tiny_en
+
+    torch.set_num_threads(THREADS)
+    enc = AudioEncoder(whisper_tiny_en(tmp_path_factory.mktemp("cache")), AudioConfig())
+    items = [Item(uid=p.stem, path=str(p)) for p in clips]
+    enc.encode(items[:2])  # warm-up
+    seconds, out = timed(lambda: enc.encode(items))
+    benchmark.pedantic(lambda: enc.encode(items[:20]), rounds=1, iterations=1)
+    assert not out.flags.any()
+    print(
+        f"\naudio, whisper-tiny.en trim, {len(items)} MELD-like clips (AAC 48 kHz stereo), "
+        f"{THREADS} threads: {seconds:.1f} s = {len(items) / seconds:.1f} clips/s"
+    )
+
+
+def _prepared(folder: Path, n: int, work: Path) -> Path:
+    """A dataset of the first `n` clips of the set (its own table file), prepared by er-data."""
+    rows = (folder / "utterances.csv").read_text().splitlines()
+    (folder / f"first_{n}.csv").write_text("\n".join(rows[: n + 1]) + "\n")
+    mapping = (folder / "mapping.toml").read_text()
+    (folder / f"first_{n}.toml").write_text(
+        mapping.replace('file = "utterances.csv"', f'file = "first_{n}.csv"')
+    )
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "er_data",
+            "prepare",
+            "table",
+            "--root",
+            str(folder),
+            "--config",
+            str(folder / f"first_{n}.toml"),
+            "--out",
+            str(work / f"prep{n}"),
+            "-q",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    path = work / f"dataset{n}.ndjson"
+    path.write_bytes(made.stdout)
+    return path
+
+
+def _extract(dataset: Path, cache: Path, out: Path, threads: int, shard: str = ""):
+    """Start `er-features extract -m video` (a Popen whose stdout goes to `out`.ndjson)."""
+    cmd = [sys.executable, "-m", "er_features", "extract", "-m", "video", "-e", "fer-xception"]
+    cmd += ["--cache", str(cache), "--out", str(out.parent), "-j", str(threads), "-q"]
+    cmd += ["--shard", shard] if shard else []
+    stdin = dataset.open("rb")
+    return subprocess.Popen(cmd, stdin=stdin, stdout=out.open("wb"), stderr=subprocess.PIPE)
+
+
+def _wait(proc) -> tuple[float, int]:
+    """(wall seconds since start, peak RSS in MiB) of a finished child, via wait4."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read().decode()[-2000:]
+    return time.perf_counter(), usage.ru_maxrss // 1024
+
+
+def test_extraction_memory_and_processes(benchmark, clips, tmp_path):
+    """Peak RSS of a whole `extract -m video` at 1x and 4x the clips; 1 process with 2
+    threads against 2 processes (--shard 0/2, 1/2) with 1 thread each; the features of every
+    way of running are the same, bit for bit."""
+    from er_core import read_stream
+    from er_features import load_features
+
+    folder = clips[0].parent.parent
+    small, big = (
+        _prepared(folder, len(clips) // 4, tmp_path),
+        _prepared(folder, len(clips), tmp_path),
+    )
+    rss, walls, feats = {}, {}, {}
+    for name, dataset in (("1x", small), ("4x", big)):
+        start = time.perf_counter()
+        out = tmp_path / name / "features.ndjson"
+        out.parent.mkdir()
+        end, rss[name] = _wait(_extract(dataset, tmp_path / f"cache-{name}", out, THREADS))
+        walls[name] = end - start
+        feats[name] = load_features(read_stream([str(dataset), str(out)]), modality="video")
+    start = time.perf_counter()
+    parts = []
+    for i in range(2):
+        out = tmp_path / f"shard{i}" / "features.ndjson"
+        out.parent.mkdir()
+        parts.append((out, _extract(big, tmp_path / "cache-shards", out, 1, f"{i}/2")))
+    ends = [_wait(p)[0] for _, p in parts]
+    walls["2 processes"] = max(ends) - start
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "er_features",
+            "merge",
+            *(str(o) for o, _ in parts),
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
+    (tmp_path / "merged.ndjson").write_bytes(merged)
+    shards = load_features(read_stream([str(big), str(tmp_path / "merged.ndjson")]), "video")
+    benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+    assert shards[0] == feats["4x"][0] and np.array_equal(shards[1], feats["4x"][1])
+    n = len(clips)
+    print(
+        f"\nextract -m video, MELD-like 720p clips:"
+        f"\n  peak RSS: {rss['1x']} MiB for {n // 4} clips, {rss['4x']} MiB for {n} "
+        f"({rss['4x'] / rss['1x']:.2f}x)"
+        f"\n  {n} clips: 1 process x {THREADS} threads {walls['4x']:.1f} s "
+        f"({n / walls['4x']:.1f} clips/s); 2 processes x 1 thread (--shard) "
+        f"{walls['2 processes']:.1f} s ({n / walls['2 processes']:.1f} clips/s); "
+        f"features identical: yes"
+    )
+    assert 0.8 <= rss["4x"] / rss["1x"] <= 1.2
