@@ -158,3 +158,27 @@ def test_a_sweep_keeps_every_point_and_tables_by_its_key(features, tmp_path):
     rows = [ln for ln in second.stdout.decode().splitlines() if ln.startswith("| 0.0")]
     assert len(rows) == 3, second.stdout.decode()
     assert all("| 2 |" in row for row in rows)
+
+
+@pytest.mark.realdata
+def test_meld_like_clips_are_720p_h264_with_aac_and_prepare(shared_data, tmp_path):
+    """tools/meld_like.py: clips as documented (1280x720 H.264 at 24 fps, AAC 48 kHz stereo,
+    lengths in [1, 10] s), a table er-data prepares with audio and video columns."""
+    import av
+
+    out = tmp_path / "set"
+    cmd = [sys.executable, str(ROOT / "tools" / "meld_like.py"), str(out), "--clips", "3"]
+    done = subprocess.run([*cmd, "--shared", str(shared_data)], capture_output=True, env=_env())
+    assert done.returncode == 0, done.stderr.decode()
+    clips = sorted((out / "clips").glob("*.mp4"))
+    assert len(clips) == 3
+    for clip in clips:
+        with av.open(str(clip)) as c:
+            v, a = c.streams.video[0], c.streams.audio[0]
+            assert (v.codec_context.name, v.width, v.height) == ("h264", 1280, 720)
+            assert float(v.average_rate) == 24 and 1 <= float(v.duration * v.time_base) <= 10
+            assert (a.codec_context.name, a.rate, a.channels) == ("aac", 48000, 2)
+    cfg = out / "mapping.toml"
+    prep = [sys.executable, "-m", "er_data", "prepare", "table", "--root", str(out), "-q"]
+    made = subprocess.run([*prep, "--config", str(cfg), "--out", str(tmp_path / "o")], env=_env())
+    assert made.returncode == 0

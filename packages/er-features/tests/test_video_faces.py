@@ -1,4 +1,5 @@
-"""Face finding: the largest face wins, misses reuse a box from the same clip, no face is no face."""
+"""Face finding: the largest face wins, later frames follow it, misses reuse a box from the
+same clip, no face is no face."""
 
 from __future__ import annotations
 
@@ -29,6 +30,27 @@ def test_the_largest_face_wins(face_frames, big_left):
     x, y, w, h = FaceDetector().detect(grey)
     assert x <= cx <= x + w and y <= cy <= y + h
     assert w * h == max(int(r[2] * r[3]) for r in raw)
+
+
+def test_a_face_is_followed_near_its_last_box(face_frames):
+    """The first frame finds the only face; when a bigger face joins in a later frame, the
+    search near the last box keeps to the first face. When that face is gone, the whole frame
+    is searched again and the other face is found."""
+    alone = np.full((240, 420, 3), 120, np.uint8)
+    alone[65:175, 20:130] = cv2.resize(face_frames[1], (110, 110))
+    joined, (big_x, _) = two_faces(face_frames[0], face_frames[1], big_left=False)
+    gone = joined.copy()
+    gone[65:175, 20:130] = 120
+    det = FaceDetector()
+    first = det.detect(to_grey(alone))
+    assert first is not None and first[0] < 130
+    followed = det.detect(to_grey(joined), first)
+    assert followed is not None and followed[0] < 130  # the small face, not the big one
+    assert det.detect(to_grey(joined))[0] > 130  # a fresh search takes the biggest
+    found = det.detect(to_grey(gone), followed)
+    assert found is not None and found[0] <= big_x <= found[0] + found[2]
+    crops, hits = face_crops([alone, joined, gone], det, 48)
+    assert hits.tolist() == [True, True, True] and crops.shape == (3, 48, 48)
 
 
 def test_fill_boxes_reuses_the_last_box_and_the_first_before_it():

@@ -30,7 +30,9 @@ from er_core import (
 
 from er_features.base import FLAG_BAD_MEDIA, FLAG_EMPTY, FLAG_NO_FACE, Encoded, Item, empty_encoded
 
-VERSION = 1  # bump when a change here changes the vectors: it is part of the cache key
+# bump when a change here changes the vectors: it is part of the cache key. 2: faces followed
+# from frame to frame (faces.py)
+VERSION = 2
 
 
 class VideoConfig(Config, frozen=True, kw_only=True):
@@ -43,6 +45,7 @@ class VideoConfig(Config, frozen=True, kw_only=True):
     min_face: PositiveInt = 30  # smallest face side, pixels of the full frame
     detect_width: NonNegativeInt = 320  # detect on frames shrunk to this width (0 = full size)
     margin: Probability = 0.0  # grow the face box by this share of its side on each side
+    follow: bool = True  # later frames look near the last face first (false: largest, afresh)
     pooling: Literal["mean", "max", "mean+max"] = "mean"  # over face frames; mean+max doubles dim
 
 
@@ -103,7 +106,12 @@ class VideoEncoder:
         self.cnn = self.model.config
         self.size = int(self.cnn["input_size"])
         self.detector = FaceDetector(
-            cfg.cascade, cfg.scale_factor, cfg.min_neighbors, cfg.min_face, cfg.detect_width
+            cfg.cascade,
+            cfg.scale_factor,
+            cfg.min_neighbors,
+            cfg.min_face,
+            cfg.detect_width,
+            cfg.follow,
         )
         width = int(self.model.dim)
         self.dim = 2 * width if cfg.pooling == "mean+max" else width
@@ -132,6 +140,7 @@ class VideoEncoder:
             self.cfg.rate,
             item.start,
             item.end,
+            grey=True,
             skip=self.skip,
         )
         return face_crops(frames, self.detector, self.size, self.cfg.margin)
