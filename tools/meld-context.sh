@@ -2,10 +2,10 @@
 # MELD text with the dialogue inside the fine-tuned encoder, seeds 0-2, every run selected on
 # dev and tested once:
 #   emotion:   no-context LoRA (configs/train/meld-lora.toml), context LoRA
-#              (meld-context-lora.toml), context LoRA + SPCL, context LoRA + APCL
-#              (configs/losses/spcl.toml, apcl.toml), context full fine-tuning (seed 0 only:
-#              meld-context-full.toml);
-#   sentiment: context LoRA with task = sentiment.
+#              (meld-context-lora.toml), context full fine-tuning of layers 3-6
+#              (meld-context-full.toml: the best on dev, so the base of the rest), and that
+#              with SPCL or APCL added (configs/losses/spcl.toml, apcl.toml);
+#   sentiment: context full fine-tuning with task = sentiment.
 # Each run takes tens of minutes on a CPU, so the whole takes hours: the script starts or
 # resumes every run in turn (er-train resumes a run from its folder's checkpoint and returns a
 # finished one at once), so running it again after an interruption carries on where it
@@ -16,7 +16,7 @@
 # Usage: uv run bash tools/meld-context.sh [MELD_DIR]
 #   MELD_DIR holds train/dev/test_sent_emo.csv (default: $ER_SHARED_DATA/meld)
 #   ER_MELD_DIR=meld-context   work folder (dataset, runs, tables)
-#   ER_SEEDS="0 1 2"           seeds of every recipe but the full fine-tuning (seed 0)
+#   ER_SEEDS="0 1 2"           seeds of every recipe
 #   ER_ONLY="ctx-lora ..."     only these recipes (names below), tables not written
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,23 +28,22 @@ mkdir -p "$dir"
 
 base=(-c configs/train/meld.toml)
 ctx=("${base[@]}" -c configs/train/meld-context-lora.toml)
+full=("${ctx[@]}" -c configs/train/meld-context-full.toml)
 declare -A recipe=(
+    [ctx-full]="${full[*]}"
     [ctx-lora]="${ctx[*]}"
     [nocontext-lora]="${base[*]} -c configs/train/meld-lora.toml"
-    [ctx-lora+spcl]="${ctx[*]} -c configs/losses/spcl.toml"
-    [ctx-lora+apcl]="${ctx[*]} -c configs/losses/apcl.toml"
-    [ctx-full]="${ctx[*]} -c configs/train/meld-context-full.toml"
-    [sentiment-ctx-lora]="${ctx[*]} --set task=sentiment"
+    [ctx-full+spcl]="${full[*]} -c configs/losses/spcl.toml"
+    [ctx-full+apcl]="${full[*]} -c configs/losses/apcl.toml"
+    [sentiment-ctx-full]="${full[*]} --set task=sentiment"
 )
-order=(ctx-lora nocontext-lora ctx-lora+spcl ctx-lora+apcl sentiment-ctx-lora ctx-full)
+order=(ctx-full ctx-lora nocontext-lora ctx-full+spcl ctx-full+apcl sentiment-ctx-full)
 
 er-data prepare meld --root "$root" --out "$dir/out" > "$dir/dataset.ndjson"
 : > "$dir/runs.tsv.tmp"
 for name in "${order[@]}"; do
     if [ -n "$only" ] && [[ " $only " != *" $name "* ]]; then continue; fi
-    run_seeds=$seeds
-    [ "$name" = ctx-full ] && run_seeds=0
-    for seed in $run_seeds; do
+    for seed in $seeds; do
         echo "--- $name, seed $seed ($(date +%H:%M))" >&2
         # shellcheck disable=SC2086 # the recipe's flags split on purpose
         er-train "$dir/dataset.ndjson" ${recipe[$name]} --seed "$seed" --runs "$dir/runs" \
@@ -86,9 +85,9 @@ PY
     done
 } > "$dir/sentiment.md"
 {
-    for other in nocontext-lora ctx-lora+spcl ctx-lora+apcl ctx-full; do
-        echo "ctx-lora vs $other (seed 0):"
-        er-eval compare "$(cat "$dir/ctx-lora-0.dir")" "$(cat "$dir/$other-0.dir")"
+    for other in ctx-lora nocontext-lora ctx-full+spcl ctx-full+apcl; do
+        echo "ctx-full vs $other (seed 0):"
+        er-eval compare "$(cat "$dir/ctx-full-0.dir")" "$(cat "$dir/$other-0.dir")"
         echo
     done
 } > "$dir/compare.txt" 2>&1
