@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from er_core import ErError
 from er_models.layout import Groups, groups_by_split, single_groups
-from er_train.batches import POOL, count_steps, epoch_batches, group_widths
+from er_train.batches import POOL, count_steps, epoch_batches, epoch_order, group_widths
 
 RNG = np.random.default_rng(0)
 LENGTHS = RNG.integers(4, 130, size=2000)  # prompt tokens of each table row
@@ -64,11 +64,16 @@ def test_a_group_wider_than_the_budget_trains_alone():
     assert len(alone) == 1 and alone[0].tolist() == [7]
 
 
-def test_order_is_random_beyond_a_pool():
-    """Sorting happens within pools of POOL batch sizes only: the first batch of an epoch is
-    not always the shortest prompts."""
-    firsts = {int(epoch_batches(SINGLES, s, 0, 8, 512, LENGTHS)[0][0]) for s in range(5)}
-    assert len(firsts) == 5 and SINGLES.groups > POOL * 8
+def test_sorting_stays_within_a_pool_of_the_epoch_order():
+    """Each batch's groups come from one pool (POOL batch sizes) of the epoch's random order:
+    a global sort by length would mix pools, and the order would hardly depend on the seed."""
+    for seed in range(3):
+        order = epoch_order(SINGLES, seed, 0)
+        pool_of = np.empty(SINGLES.groups, np.int64)
+        pool_of[order] = np.arange(order.size) // (POOL * 8)
+        batches = epoch_batches(SINGLES, seed, 0, 8, 512, LENGTHS)
+        assert all(np.unique(pool_of[b]).size == 1 for b in batches)
+        assert np.unique(pool_of).size > 1  # several pools, so the check has teeth
 
 
 def test_schedule_counts_the_budgeted_batches():
