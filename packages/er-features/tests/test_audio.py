@@ -211,3 +211,18 @@ def test_cuda_device_gives_the_cpu_features(tiny_whisper, encoders, clips):
     np.testing.assert_allclose(
         got, encoders["trim"].encode(items(clips, "a", "b")).features, atol=1e-4
     )
+
+
+def test_clips_side_by_side_give_the_features_of_one_at_a_time(
+    tiny_whisper, clips, tmp_path, broken_media
+):
+    """workers = 2 or 3 clips decoded and encoded at once: the same features and flags, bit
+    for bit, as one clip at a time (and a broken file stays a flag, in its row)."""
+    names = ["a", "b", "c", "short", "a"]
+    batch = [*items(clips, *names), Item(uid="bad", path=str(broken_media["truncated"]))]
+    one = AudioEncoder(tiny_whisper, AudioConfig(), workers=1).encode(batch)
+    for workers in (2, 3):
+        got = AudioEncoder(tiny_whisper, AudioConfig(), workers=workers).encode(batch)
+        assert np.array_equal(got.features, one.features)
+        assert np.array_equal(got.flags, one.flags) and got.problems == one.problems
+    assert one.flags[-1] & FLAG_BAD_MEDIA

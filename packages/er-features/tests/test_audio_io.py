@@ -140,3 +140,23 @@ def test_silence(sine):
     assert is_silent(quiet) and not is_silent(quiet, threshold_db=-90)
     assert rms_dbfs(sine(1.0, amp=1.0)) == pytest.approx(-3.01, abs=0.01)
     assert not is_silent(sine(1.0))
+
+
+def test_resampling_in_blocks_gives_the_samples_of_one_pass(
+    tmp_path, write_audio, sine, monkeypatch
+):
+    """Decoded frames are resampled a block at a time: however small the blocks, the samples
+    are those of the whole clip in one block (the resampler is a stream), cuts included."""
+    rng = np.random.default_rng(2)
+    stereo = np.stack([sine(4.0, 44100, 440, 0.3), 0.1 * rng.standard_normal(4 * 44100)])
+    paths = [
+        write_audio(tmp_path / "s.m4a", stereo.astype(np.float32), 44100),
+        write_audio(tmp_path / "s.wav", stereo.astype(np.float32), 44100),
+    ]
+    for path in paths:
+        for cut in ((None, None), (0.7, 2.9)):
+            monkeypatch.setattr(audio_io, "BLOCK_S", 1000)
+            whole = load_audio(path, *cut)
+            for block in (0.01, 0.3):
+                monkeypatch.setattr(audio_io, "BLOCK_S", block)
+                assert np.array_equal(load_audio(path, *cut), whole), (path.name, cut, block)

@@ -10,6 +10,13 @@ from er_core import ErError
 from er_features.faces import FaceDetector, cascade_path, crop, face_crops, fill_boxes, to_grey
 
 
+def iou(p, q) -> float:
+    x0, y0 = max(p[0], q[0]), max(p[1], q[1])
+    x1, y1 = min(p[0] + p[2], q[0] + q[2]), min(p[1] + p[3], q[1] + q[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    return inter / (p[2] * p[3] + q[2] * q[3] - inter)
+
+
 def two_faces(big, small, big_left: bool) -> tuple[np.ndarray, tuple[int, int]]:
     """A 420x240 frame with a 200 px and a 110 px face; returns it and the big face's centre."""
     canvas = np.full((240, 420, 3), 120, np.uint8)
@@ -27,9 +34,11 @@ def test_the_largest_face_wins(face_frames, big_left):
     clf = cv2.CascadeClassifier(cascade_path("haarcascade_frontalface_default.xml"))
     raw = clf.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
     assert len(raw) >= 2, "the test needs both faces found, else it proves nothing"
-    x, y, w, h = FaceDetector().detect(grey)
+    box = FaceDetector().detect(grey)
+    x, y, w, h = box
     assert x <= cx <= x + w and y <= cy <= y + h
-    assert w * h == max(int(r[2] * r[3]) for r in raw)
+    largest = max((tuple(int(v) for v in r) for r in raw), key=lambda r: r[2] * r[3])
+    assert iou(box, largest) >= 0.7  # the same face, found in a coarser octave
 
 
 def test_a_face_is_followed_near_its_last_box(face_frames):
@@ -86,12 +95,6 @@ def test_detecting_on_a_smaller_frame_finds_the_same_face(face_frames):
     small = FaceDetector(detect_width=160).detect(to_grey(frame))
     assert full is not None and small is not None
 
-    def iou(p, q):
-        x0, y0 = max(p[0], q[0]), max(p[1], q[1])
-        x1, y1 = min(p[0] + p[2], q[0] + q[2]), min(p[1] + p[3], q[1] + q[3])
-        inter = max(0, x1 - x0) * max(0, y1 - y0)
-        return inter / (p[2] * p[3] + q[2] * q[3] - inter)
-
     assert iou(full, small) > 0.7
 
 
@@ -115,3 +118,37 @@ def test_unknown_cascade_is_a_clear_error():
     with pytest.raises(ErError) as e:
         cascade_path("haarcascade_nothing.xml")
     assert "haarcascade_nothing.xml" in e.value.what and "5.x" in e.value.hint
+
+
+def test_whole_frame_search_finds_every_face_size(face_frames):
+    """The whole-frame search goes octave by octave, largest first: a face of any size, also
+    at the border between two octaves, is found where one search over the whole pyramid finds
+    it, and the same face."""
+    clf = cv2.CascadeClassifier(cascade_path("haarcascade_frontalface_default.xml"))
+    checked = 0
+    for side in range(40, 261, 11):
+        canvas = np.full((270, 480), 120, np.uint8)
+        canvas[5 : 5 + side, 100 : 100 + side] = cv2.resize(to_grey(face_frames[0]), (side, side))
+        raw = clf.detectMultiScale(canvas, scaleFactor=1.1, minNeighbors=5, minSize=(30, 30))
+        if len(raw) == 0:
+            continue
+        largest = max((tuple(int(v) for v in r) for r in raw), key=lambda r: r[2] * r[3])
+        box = FaceDetector().detect(canvas)
+        assert box is not None and iou(box, largest) >= 0.6, (side, box, largest)
+        checked += 1
+    assert checked >= 15, "the cascade itself should find most of these faces"
+
+
+def test_a_followed_face_is_found_at_the_window_size(face_frames):
+    """Following searches the square around the last box shrunk so the face fills the
+    cascade's window: on a large frame the box still lands on the face."""
+    frame = np.full((720, 1280), 120, np.uint8)
+    frame[200:600, 500:900] = cv2.resize(to_grey(face_frames[1]), (400, 400))
+    det = FaceDetector(detect_width=320)
+    first = det.detect(frame)
+    assert first is not None
+    moved = np.full_like(frame, 120)
+    moved[230:630, 540:940] = frame[200:600, 500:900]
+    followed = det.detect(moved, first)
+    shifted = (first[0] + 40, first[1] + 30, first[2], first[3])
+    assert followed is not None and iou(followed, shifted) >= 0.6

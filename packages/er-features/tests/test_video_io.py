@@ -202,3 +202,56 @@ def test_other_containers(write_video, tmp_path, suffix, bframes):
     path = write_video(tmp_path / f"clip{suffix}", frames, fps=25, gop=10, bframes=bframes)
     check_against_full_decode(path, n=8)
     check_against_full_decode(path, n=3, start=0.5, end=1.5)
+
+
+def test_grey_comes_from_the_luma_plane(long_clip, write_video, tmp_path):
+    """Grey frames are the luma plane stretched to full range: OpenCV's BGR->grey of the same
+    frame within a few levels (more only where the colour clips in RGB, as in this noise); a
+    full-range (yuvj) stream's luma is taken as it is."""
+    import cv2
+
+    grey, _ = sample_frames(long_clip, 4, grey=True)
+    bgr, _ = sample_frames(long_clip, 4)
+    for g, c in zip(grey, bgr, strict=True):
+        d = np.abs(g.astype(int) - cv2.cvtColor(c, cv2.COLOR_BGR2GRAY))
+        assert g.flags.c_contiguous and d.mean() < 2.5 and np.percentile(d, 99) <= 6
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(24)]
+    full = tmp_path / "full.mp4"
+    with av.open(str(full), "w") as out:
+        s = out.add_stream("mjpeg", rate=24)
+        s.height, s.width, s.pix_fmt = 48, 64, "yuvj420p"
+        for f in frames:
+            frame = av.VideoFrame.from_ndarray(f, format="bgr24").reformat(format="yuvj420p")
+            out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+    grey, _ = sample_frames(full, 3, grey=True)
+    bgr, _ = sample_frames(full, 3)
+    for g, c in zip(grey, bgr, strict=True):
+        assert np.abs(g.astype(int) - cv2.cvtColor(c, cv2.COLOR_BGR2GRAY)).mean() < 2.5
+
+
+def test_decoder_threads_never_change_a_frame(long_clip):
+    a, _ = sample_frames(long_clip, 8, threads=1)
+    b, _ = sample_frames(long_clip, 8, threads=0)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_without_deblocking_frames_stay_close_and_fixed(write_video, tmp_path):
+    """deblock=False skips the in-loop filter: other pixels (else it did nothing), within a
+    couple of grey levels on average, and the same on every read."""
+    import cv2
+
+    y, x = np.mgrid[0:96, 0:128]
+    frames = [
+        np.dstack([(x * 2 + k * 3) % 256, (y * 2) % 256, ((x + y + k) * 1) % 256]).astype(np.uint8)
+        for k in range(48)
+    ]
+    frames = [cv2.GaussianBlur(f, (0, 0), 3) for f in frames]
+    path = write_video(tmp_path / "smooth.mp4", frames, gop=48)
+    on, _ = sample_frames(path, 6, grey=True)
+    off, _ = sample_frames(path, 6, grey=True, deblock=False)
+    again, _ = sample_frames(path, 6, grey=True, deblock=False)
+    diffs = [np.abs(a.astype(int) - b).mean() for a, b in zip(on, off, strict=True)]
+    assert max(diffs) > 0 and max(diffs) < 3, diffs
+    assert all(np.array_equal(a, b) for a, b in zip(off, again, strict=True))

@@ -3,7 +3,8 @@
 A Haar frontal-face cascade (shipped with opencv-python-headless 4.x) is fast on a CPU and needs
 no extra weights. In a clip's first frame with a face it keeps the LARGEST face (in a
 conversation clip the speaker is usually the closest person); each later frame looks for the
-face near the box before it first (see FaceDetector.detect), a search many times smaller. A frame where the detector misses (a turned head, motion blur)
+face near the box before it first (see FaceDetector.detect), a search many times smaller. A
+frame where the detector misses (a turned head, motion blur)
 reuses the box last found in the same clip, and frames before the first hit take the first hit's
 box, so a brief miss does not drop the frame; a clip with no hit at all has no face.
 """
@@ -19,6 +20,7 @@ import numpy as np
 from er_core import ErError
 
 Box = tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
+WINDOW = 24  # the side of the frontal-face cascades' detection window, pixels
 
 
 _local = threading.local()
@@ -80,43 +82,57 @@ class FaceDetector:
     def detect(self, grey: np.ndarray, near: Box | None = None) -> Box | None:
         """The largest face in one (H, W) uint8 frame, or None.
 
-        `near`, a box found in an earlier frame of the same clip: the face is looked for first
-        around it only (a square three times its side, centred on it) and at about its size
-        (0.7 to 1.4 times its side), a small search; only when none is there is the whole frame
-        searched. So a clip costs about one full search, and its face is followed, not swapped
-        for a bigger one that walks in."""
+        The frame is shrunk once to `detect_width`. `near`, a box found in an earlier frame of
+        the same clip: the face is looked for first around it only (a square three times its
+        side, centred on it), at about its size (0.7 to 1.4 times its side), on that square
+        shrunk further so the smallest size searched just fills the cascade's 24 px window: a
+        search of a few thousand pixels. Only when none is there is the whole frame searched
+        (`_whole`). So a clip costs about one whole search, and its face is followed, not
+        swapped for a bigger one that walks in."""
         h, w = grey.shape
         scale = self.detect_width / w if 0 < self.detect_width < w else 1.0
+        small = _shrink(grey, scale)
         if near is not None and self.follow:
             x, y, bw, bh = near
-            side = max(bw, bh)
-            cx, cy = x + bw / 2, y + bh / 2
+            side = max(bw, bh) * scale  # in `small`'s pixels from here on
+            cx, cy = (x + bw / 2) * scale, (y + bh / 2) * scale
             x0, y0 = max(0, round(cx - 1.5 * side)), max(0, round(cy - 1.5 * side))
-            x1, y1 = min(w, round(cx + 1.5 * side)), min(h, round(cy + 1.5 * side))
-            box = self._search(grey[y0:y1, x0:x1], scale, 0.7 * side, 1.4 * side)
+            x1 = min(small.shape[1], round(cx + 1.5 * side))
+            y1 = min(small.shape[0], round(cy + 1.5 * side))
+            r = min(1.0, WINDOW / (0.7 * side))
+            box = self._find(_shrink(small[y0:y1, x0:x1], r), 0.7 * side * r, 1.4 * side * r)
             if box is not None:
-                return box[0] + x0, box[1] + y0, box[2], box[3]
-        return self._search(grey, scale, self.min_face, None)
+                return _to_full(box, r, (x0, y0), scale, (w, h))
+        box, r = self._whole(small, self.min_face * scale)
+        return None if box is None else _to_full(box, r, (0, 0), scale, (w, h))
 
-    def _search(
-        self, grey: np.ndarray, scale: float, smallest: float, largest: float | None
-    ) -> Box | None:
-        """The largest face of `smallest`..`largest` full-frame pixels in `grey`, searched on a
-        copy shrunk by `scale`; in `grey`'s own pixels."""
-        import cv2
+    def _whole(self, small: np.ndarray, smallest: float) -> tuple[Box | None, float]:
+        """(the largest face of `smallest`+ pixels in all of `small`, the shrink r it was
+        found at). Octave by octave, coarsest first: `small` halved until a window barely
+        fits; each octave searches the sizes it adds (one to two windows, and a third more so
+        a face at the border keeps its neighbours), the coarsest everything above. Larger
+        faces live in coarser octaves, so the first octave with a hit holds the largest, and
+        a frame with a big face costs a search of a few thousand pixels."""
+        levels = [small]
+        while min(levels[-1].shape) >= 2 * WINDOW:
+            levels.append(_shrink(levels[-1], 0.5))
+        for k in range(len(levels) - 1, -1, -1):
+            r = levels[k].shape[1] / small.shape[1]
+            top = None if k == len(levels) - 1 else 2.6 * WINDOW
+            box = self._find(levels[k], max(WINDOW, smallest * r), top)
+            if box is not None:
+                return box, r
+        return None, 1.0
 
+    def _find(self, img: np.ndarray, smallest: float, largest: float | None) -> Box | None:
+        """The largest face of `smallest`..`largest` pixels in `img`, in its own pixels."""
         clf = _cascade(cascade_path(self.cascade))
-        h, w = grey.shape
-        small = grey
-        if scale != 1.0:
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        side = max(1, round(smallest * scale))
-        most = (round(largest * scale),) * 2 if largest is not None else ()
-        if most and (most[0] < side or min(small.shape) < 24):  # no window fits
+        side = max(1, round(smallest))
+        most = (round(largest),) * 2 if largest is not None else ()
+        if most and (most[0] < side or min(img.shape) < WINDOW):  # no window fits
             return None
         found = clf.detectMultiScale(
-            small,
+            img,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
             minSize=(side, side),
@@ -125,13 +141,31 @@ class FaceDetector:
         if len(found) == 0:
             return None
         # largest area; ties keep the detector's own (deterministic) order
-        x, y, bw, bh = max((tuple(int(v) for v in b) for b in found), key=lambda b: b[2] * b[3])
-        if scale == 1.0:
-            return x, y, bw, bh
-        inv = 1.0 / scale
-        x0, y0 = round(x * inv), round(y * inv)
-        x1, y1 = min(w, round((x + bw) * inv)), min(h, round((y + bh) * inv))
-        return x0, y0, x1 - x0, y1 - y0
+        return max((tuple(int(v) for v in b) for b in found), key=lambda b: b[2] * b[3])
+
+
+def _shrink(img: np.ndarray, r: float) -> np.ndarray:
+    """`img` resized by r < 1 (INTER_AREA: no aliasing); itself when r is 1."""
+    if r == 1.0:
+        return img
+    import cv2
+
+    h, w = img.shape
+    size = (max(1, round(w * r)), max(1, round(h * r)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _to_full(box: Box, r: float, at: tuple[int, int], scale: float, frame: tuple[int, int]) -> Box:
+    """A box found in a part of the shrunk frame (its corner at `at`, shrunk again by r) in
+    full-frame pixels, clipped to the frame (w, h)."""
+    bx, by, bw, bh = box
+    if r == 1.0 and scale == 1.0:
+        return bx + at[0], by + at[1], bw, bh
+    k = 1.0 / scale
+    x0, y0 = round((at[0] + bx / r) * k), round((at[1] + by / r) * k)
+    x1 = min(frame[0], round((at[0] + (bx + bw) / r) * k))
+    y1 = min(frame[1], round((at[1] + (by + bh) / r) * k))
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def fill_boxes(boxes: Sequence[Box | None]) -> list[Box | None]:
