@@ -7,7 +7,10 @@ Run: ER_SHARED_DATA=../shared/data uv run pytest tests/benchmarks/test_bench_vid
 The timed path is the whole face-to-embedding path: sample 8 frames by seeking, find the face,
 run the CNN, pool. Two baselines run the SAME face-to-embedding code in the same session:
 - dense: decode every frame and run the path on every frame (what a per-frame pipeline does);
-  the asserted ratio (>= 10) is dense / seek.
+  the asserted ratio (>= 8) is dense / seek. It was >= 10 (measured 11.9x) until faces came to
+  be followed from frame to frame: following is worth most on consecutive frames, so the dense
+  path's cost per frame fell from ~8 to ~3-4 ms while the seek path's fell from 0.37 to ~0.2 s,
+  and the ratio to 9.6-12.8x (four runs at stop 22, 2 threads). The README gives the figures.
 - decode-all: decode every frame but keep the same 8 frames (isolates what seeking saves in
   decoding alone); printed, not asserted: decoding is a small share of the path's cost.
 """
@@ -51,15 +54,16 @@ def seek_path(enc, videos):
 
 def dense_path(enc, videos, keep_sampled: bool = False):
     """The same face -> CNN -> pooling code on frames from a full decode: every frame, or
-    (keep_sampled) only the frames seeking would have returned."""
+    (keep_sampled) only the frames seeking would have returned. Frames are decoded as the encoder
+    decodes them (grey from the luma plane, its deblocking setting)."""
     from er_features.faces import face_crops
     from er_features.video_io import read_all_frames, sample_frames
 
     feats, frames_used = [], 0
     for p in videos:
-        frames, times = read_all_frames(p)
+        frames, times = read_all_frames(p, grey=True, deblock=enc.cfg.deblock)
         if keep_sampled:
-            _, want = sample_frames(p, FRAMES)
+            _, want = sample_frames(p, FRAMES, deblock=enc.cfg.deblock)
             frames = [frames[times.index(t)] for t in want]
         crops, _ = face_crops(frames, enc.detector, enc.size, enc.cfg.margin)
         emb, _ = enc.embed(crops)
@@ -112,4 +116,4 @@ def test_seeking_vs_decoding_every_frame(benchmark, encoder, videos):
         f"  ratio dense / seek: {ratio:.1f}x; cosine(8-frame, all-frame features): "
         f"{cos.round(3).tolist()}"
     )
-    assert ratio >= 10
+    assert ratio >= 8

@@ -215,11 +215,11 @@ class VideoEncoder:
         if self.workers > 1:  # the CNN shares the cores with the decoding threads: one thread
             torch.set_num_threads(1)  # for it (its kernels give the same numbers either way)
         try:
-            return self._encode(items)
+            return self._encode(items, threads)
         finally:
             torch.set_num_threads(threads)
 
-    def _encode(self, items: Sequence[Item]) -> Encoded:
+    def _encode(self, items: Sequence[Item], threads: int) -> Encoded:
         from er_features.video_io import EmptyClip, MediaProblem
 
         out = empty_encoded(len(items), self.dim, self.extras)
@@ -240,6 +240,7 @@ class VideoEncoder:
                 continue
             clips.append((i, len(crops)))
             cnn.add(crops)
+        self._torch.set_num_threads(threads)  # the decoding is done: the last chunk has the cores
         emb, logits = cnn.finish()
         at = 0
         for i, n in clips:  # split back per clip
