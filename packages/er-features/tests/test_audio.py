@@ -226,3 +226,30 @@ def test_clips_side_by_side_give_the_features_of_one_at_a_time(
         assert np.array_equal(got.features, one.features)
         assert np.array_equal(got.flags, one.flags) and got.problems == one.problems
     assert one.flags[-1] & FLAG_BAD_MEDIA
+
+
+def test_int8_is_close_to_fp32_and_still_a_function_of_the_clip(tiny_whisper, encoders, clips):
+    """precision = int8: the linear layers quantised; features near fp32's but not equal, the
+    same bit for bit whatever the batch or the clips side by side; fp32 keeps its old key."""
+    import torch
+
+    enc = AudioEncoder(tiny_whisper, AudioConfig(precision="int8"), workers=1)
+    fp32 = encoders["trim"].encode(items(clips, "a", "b", "c")).features
+    one = enc.encode(items(clips, "a", "b", "c"))
+    assert not (one.flags & ~np.uint8(FLAG_SILENT)).any() and np.isfinite(one.features).all()
+    assert not np.array_equal(one.features, fp32)  # the quantised layers really run
+    centred = one.features - fp32.mean(0), fp32 - fp32.mean(0)
+    cos = (centred[0] * centred[1]).sum(1) / np.linalg.norm(centred[0], axis=1)
+    assert (cos / np.linalg.norm(centred[1], axis=1) > 0.9).all()
+    kinds = [type(m) for m in enc.encoder.modules()]
+    assert torch.nn.Linear not in kinds and torch.ao.nn.quantized.dynamic.Linear in kinds
+    side = AudioEncoder(tiny_whisper, AudioConfig(precision="int8"), workers=2)
+    got = side.encode(items(clips, "c", "a", "short", "b"))
+    assert np.array_equal(got.features[[1, 3, 0]], one.features)
+    assert enc.config["precision"] == "int8" and "precision" not in encoders["trim"].config
+
+
+def test_int8_on_a_gpu_is_refused(tiny_whisper):
+    with pytest.raises(ErError) as info:
+        AudioEncoder(tiny_whisper, AudioConfig(precision="int8"), device="cuda")
+    assert info.value.at == "audio.precision" and "CPU only" in str(info.value)
