@@ -22,7 +22,7 @@
 #   ER_SET="train.epochs=1"    extra --set overrides for every run (a quick trial)
 #   ER_JOBS=2                  runs side by side (default 1); each gets ER_THREADS threads
 #                              (default: the cores shared out). On this project's 2-core
-#                              machine two runs of 1 thread each took 198-222 s an epoch side
+#                              machine two runs of 1 thread each took 197-239 s an epoch side
 #                              by side, one run of 2 threads alone 234-263 s.
 # Each run's progress goes to DIR/logs/NAME-SEED.log; a failed run stops the script (the runs
 # still going are stopped too) with its log's last lines.
@@ -105,7 +105,10 @@ done
 mv "$dir/runs.tsv.tmp" "$dir/runs.tsv"
 [ -n "$only" ] && exit 0
 
-# every run finished: the tables, the seed-0 comparisons, the epoch times
+# every run finished: the tables, the seed-0 comparisons, the epoch times. A row per recipe:
+# the method (L = LoRA, T = full fine-tuning), the turns of history in the prompt and the
+# objective tell the recipes apart (er-eval refuses a row that would pool two).
+by=method,finetune.text.context_before,objective
 python - "$dir" <<'PY'
 import json, sys
 from pathlib import Path
@@ -125,13 +128,13 @@ for name, seed, manifest in rows:
 PY
 {
     for metric in test/emotion/weighted_f1 test/emotion/accuracy dev/emotion/weighted_f1; do
-        er-eval table "$dir/emotion.ndjson" --by auto --metric "$metric"
+        er-eval table "$dir/emotion.ndjson" --by "$by" --metric "$metric"
         echo
     done
 } > "$dir/emotion.md"
 {
     for metric in test/sentiment/weighted_f1 test/sentiment/accuracy dev/sentiment/weighted_f1; do
-        er-eval table "$dir/sentiment.ndjson" --by auto --metric "$metric"
+        er-eval table "$dir/sentiment.ndjson" --by "$by" --metric "$metric"
         echo
     done
 } > "$dir/sentiment.md"
