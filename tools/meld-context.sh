@@ -22,8 +22,9 @@
 #   ER_SET="train.epochs=1"    extra --set overrides for every run (a quick trial)
 #   ER_JOBS=2                  runs side by side (default 1); each gets ER_THREADS threads
 #                              (default: the cores shared out). On this project's 2-core
-#                              machine two runs of 1 thread each took 197-239 s an epoch side
-#                              by side, one run of 2 threads alone 234-263 s.
+#                              machine, context full fine-tuning: two runs of 1 thread each
+#                              took 197-239 s an epoch side by side, one of 2 threads alone
+#                              234-263 s.
 # Each run's progress goes to DIR/logs/NAME-SEED.log; a failed run stops the script (the runs
 # still going are stopped too) with its log's last lines.
 #
@@ -52,8 +53,14 @@ declare -A recipe=(
 )
 order=(ctx-full ctx-lora nocontext-lora ctx-full+spcl ctx-full+apcl sentiment-ctx-full)
 
-er-data prepare meld --root "$root" --out "$dir/out" > "$dir/dataset.ndjson"
 jobs=${ER_JOBS:-1}
+if ! [[ "$jobs" =~ ^[1-9][0-9]*$ ]]; then
+    echo "meld-context.sh: ER_JOBS=$jobs is not a whole number >= 1 (hint: ER_JOBS=2)" >&2
+    exit 2
+fi
+# written aside and moved in, so a run of another call reading it never sees half a file
+er-data prepare meld --root "$root" --out "$dir/out" > "$dir/dataset.ndjson.tmp"
+mv "$dir/dataset.ndjson.tmp" "$dir/dataset.ndjson"
 if [ -z "${ER_THREADS:-}" ] && [ "$jobs" -gt 1 ]; then
     ER_THREADS=$(( $(nproc) / jobs > 0 ? $(nproc) / jobs : 1 ))
     export ER_THREADS
